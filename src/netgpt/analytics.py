@@ -1,0 +1,223 @@
+"""Network computations over a :class:`~netgpt.world.World`: link budgets, rates, forecasts, PRB allocation,
+routing and KPI anomaly detection.
+
+These are the single source of truth for every benchmark answer: the task generator, ``netgpt tasks check`` and
+the agents all call them, so an agent's reply and a task's answer can never drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+
+import networkx as nx
+import numpy as np
+from pydantic import BaseModel
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import optimize
+
+from netgpt import radio
+from netgpt.world.schema import KPI_METRICS, Carrier, CellSeries, KpiMetric, Topology, World
+
+
+class LinkBudget(BaseModel):
+    ue_id: str
+    serving_cell: str
+    pathloss_db: float
+    rx_power_dbm: float
+    interference_dbm: float | None
+    noise_dbm: float
+    sinr_db: float
+
+
+def link_budget(world: World, ue_id: str) -> LinkBudget:
+    """Downlink SINR of a UE: TR 38.901 path loss + frozen shadow fading per link, every other cell a full-buffer
+    co-channel interferer, thermal noise over the carrier bandwidth plus the UE noise figure. Isotropic antennas."""
+    ue = world.ue(ue_id)
+    powers = []
+    serving_pl = math.nan
+    for link in ue.links:
+        cell = world.cell(link.cell_id)
+        pl = radio.pathloss(world.scenario, link.d2d_m, world.carrier.fc_ghz, link.los,
+                            h_bs_m=cell.h_bs_m, h_ut_m=ue.h_ut_m)
+        if link.cell_id == ue.serving_cell:
+            serving_pl = pl
+        powers.append(radio.received_power_dbm(cell.tx_power_dbm, pl + link.shadow_fading_db))
+    noise = radio.thermal_noise_dbm(world.carrier.bandwidth_mhz * 1e6, ue.noise_figure_db)
+    interferers = powers[1:]
+    interference = 10 * math.log10(sum(10 ** (p / 10) for p in interferers)) if interferers else None
+    return LinkBudget(ue_id=ue_id, serving_cell=ue.serving_cell, pathloss_db=serving_pl, rx_power_dbm=powers[0],
+                      interference_dbm=interference, noise_dbm=noise,
+                      sinr_db=radio.sinr_db(powers[0], interferers, noise))
+
+
+class RateEstimate(BaseModel):
+    mcs_index: int | None
+    qm: int | None
+    code_rate_x1024: float | None
+    rate_mbps: float
+
+
+def rate_per_prb_mbps(qm: int, code_rate_x1024: float, layers: int, mu: int, overhead: float) -> float:
+    """TS 38.306 §4.1.2 rate of one PRB, with the MCS code rate R in place of R_max = 948/1024."""
+    return radio.max_data_rate_mbps(layers, qm, 1.0, 1, mu, overhead) * code_rate_x1024 / 948.0
+
+
+def achievable_rate(sinr_db: float, n_prb: int, layers: int, carrier: Carrier, mcs_table: int = 1) -> RateEstimate:
+    """SINR → MCS (:func:`netgpt.radio.sinr_to_mcs`) → throughput over ``n_prb`` PRBs. Below the lowest CQI the
+    link is out of range and carries nothing."""
+    if radio.sinr_to_cqi(sinr_db, table=mcs_table) == 0:
+        return RateEstimate(mcs_index=None, qm=None, code_rate_x1024=None, rate_mbps=0.0)
+    index = radio.sinr_to_mcs(sinr_db, table=mcs_table)
+    qm, rate = radio.mcs(mcs_table, index)
+    overhead = radio.default_overhead(carrier.fr, "dl")
+    return RateEstimate(mcs_index=index, qm=qm, code_rate_x1024=rate,
+                        rate_mbps=rate_per_prb_mbps(qm, rate, layers, carrier.mu, overhead) * n_prb)
+
+
+class Forecast(BaseModel):
+    horizon_h: int
+    mean_pct: float
+    low_pct: float
+    high_pct: float
+
+
+def _fit_load_model(history: Sequence[float]):
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter from the optimiser
+        return ExponentialSmoothing(np.asarray(history, dtype=float), seasonal="add", seasonal_periods=168,
+                                    initialization_method="estimated").fit()
+
+
+def forecast_load(history: Sequence[float], horizon_h: int) -> Forecast:
+    """Holt-Winters (additive, weekly season of 168 h) forecast of the PRB load ``horizon_h`` hours ahead, with
+    a 95 % band from the in-sample residual spread."""
+    if not 1 <= horizon_h <= 168:
+        raise ValueError(f"horizon_h must be within 1..168 hours, got {horizon_h}")
+    if len(history) < 2 * 168:
+        raise ValueError(f"need at least two weeks (336 h) of history, got {len(history)} h")
+    fit = _fit_load_model(history)
+    mean = float(np.clip(fit.forecast(horizon_h)[-1], 0.0, 100.0))
+    spread = 1.96 * float(np.std(fit.resid)) * math.sqrt(1 + horizon_h / 24)
+    return Forecast(horizon_h=horizon_h, mean_pct=mean, low_pct=max(0.0, mean - spread),
+                    high_pct=min(100.0, mean + spread))
+
+
+def hours_until_threshold(history: Sequence[float], threshold_pct: float, max_h: int = 48) -> int | None:
+    """First hour ahead (1..max_h) at which the forecast load reaches ``threshold_pct``; None if it never does."""
+    path = _fit_load_model(history).forecast(max_h)
+    crossing = np.nonzero(path >= threshold_pct)[0]
+    return int(crossing[0]) + 1 if len(crossing) else None
+
+
+class Allocation(BaseModel):
+    cell_id: str
+    feasible: bool
+    n_rb: int
+    prbs: dict[str, int]
+    throughput_mbps: dict[str, float]
+
+
+def allocate_prbs(world: World, cell_id: str) -> Allocation:
+    """Split a cell's PRBs among its slices: every slice gets at least the PRBs its SLA throughput needs, then
+    spare PRBs maximise priority-weighted served throughput, capped at each slice's demand (scipy MILP).
+    Infeasible when the SLA minimums alone exceed the carrier's N_RB; then no allocation is returned."""
+    slices = [s for s in world.slices if s.cell_id == cell_id]
+    if not slices:
+        world.cell(cell_id)  # raises for an unknown cell
+        raise KeyError(f"cell {cell_id!r} has no slices")
+    overhead = radio.default_overhead(world.carrier.fr, "dl")
+    per_prb = []
+    for s in slices:
+        qm, rate = radio.mcs(1, s.mcs_index)
+        per_prb.append(rate_per_prb_mbps(qm, rate, s.layers, world.carrier.mu, overhead))
+    need = [math.ceil(s.sla.min_throughput_mbps / r) for s, r in zip(slices, per_prb)]
+    cap = [max(n, math.ceil(s.demand_mbps / r)) for s, n, r in zip(slices, need, per_prb)]
+    n_rb = world.carrier.n_rb
+    if sum(need) > n_rb:
+        return Allocation(cell_id=cell_id, feasible=False, n_rb=n_rb, prbs={}, throughput_mbps={})
+    weight = [r * 2.0 ** (3 - s.priority) for s, r in zip(slices, per_prb)]
+    result = optimize.milp(
+        c=-np.asarray(weight),
+        constraints=optimize.LinearConstraint(np.ones((1, len(slices))), 0, n_rb),
+        integrality=np.ones(len(slices)),
+        bounds=optimize.Bounds(need, cap),
+    )
+    if not result.success:  # bounds are consistent by construction, so this is a solver failure
+        raise RuntimeError(f"PRB allocation MILP failed for {cell_id}: {result.message}")
+    prbs = [int(round(x)) for x in result.x]
+    return Allocation(cell_id=cell_id, feasible=True, n_rb=n_rb, prbs={s.id: p for s, p in zip(slices, prbs)},
+                      throughput_mbps={s.id: round(p * r, 3) for s, p, r in zip(slices, prbs, per_prb)})
+
+
+class PathResult(BaseModel):
+    path: list[str]
+    latency_ms: float
+    bottleneck_gbps: float
+
+
+def topology_graph(topology: Topology, failed_links: Iterable[str] = ()) -> nx.Graph:
+    failed = set(failed_links)
+    known = {link.id for link in topology.links}
+    unknown = failed - known
+    if unknown:
+        raise KeyError(f"unknown link(s) {sorted(unknown)}")
+    graph = nx.Graph()
+    graph.add_nodes_from(n.id for n in topology.nodes)
+    for link in topology.links:
+        if link.id not in failed:
+            graph.add_edge(link.a, link.b, id=link.id, latency_ms=link.latency_ms, capacity_gbps=link.capacity_gbps)
+    return graph
+
+
+def shortest_path(topology: Topology, src: str, dst: str, failed_links: Iterable[str] = ()) -> PathResult:
+    """Minimum one-way latency path (Dijkstra) avoiding ``failed_links``; its latency and bottleneck capacity."""
+    graph = topology_graph(topology, failed_links)
+    for node in (src, dst):
+        if node not in graph:
+            raise KeyError(f"unknown node {node!r}")
+    try:
+        path = nx.shortest_path(graph, src, dst, weight="latency_ms")
+    except nx.NetworkXNoPath as exc:
+        raise ValueError(f"no path from {src} to {dst} with links {sorted(failed_links)} down") from exc
+    edges = [graph.edges[a, b] for a, b in zip(path, path[1:])]
+    return PathResult(path=path, latency_ms=round(sum(e["latency_ms"] for e in edges), 4),
+                      bottleneck_gbps=min(e["capacity_gbps"] for e in edges))
+
+
+class Anomaly(BaseModel):
+    cell_id: str
+    metric: KpiMetric
+    hours_ago: int
+    value: float
+    score: float
+
+
+def _neighbour_median(values: np.ndarray, half: int) -> np.ndarray:
+    """Median of the ``half`` samples on each side of every point (the point itself excluded, edges padded)."""
+    padded = np.pad(values, half, mode="edge")
+    windows = np.delete(sliding_window_view(padded, 2 * half + 1), half, axis=1)
+    return np.median(windows, axis=1)
+
+
+def detect_anomalies(series: Sequence[CellSeries], threshold: float = 8.0,
+                     metrics: Sequence[KpiMetric] = KPI_METRICS) -> list[Anomaly]:
+    """Robust outliers in the KPI windows: each sample's residual from the median of its 2 + 2 neighbours, scored
+    as a MAD z-score (0.6745·(r − median r)/MAD); |z| ≥ ``threshold`` is an anomaly. Strongest first."""
+    found = []
+    for cell_series in series:
+        for metric in metrics:
+            values = np.asarray(cell_series.kpi[metric], dtype=float)
+            residual = values - _neighbour_median(values, 2)
+            centre = float(np.median(residual))
+            mad = float(np.median(np.abs(residual - centre)))
+            if mad == 0:
+                continue
+            z = 0.6745 * (residual - centre) / mad
+            for t in np.nonzero(np.abs(z) >= threshold)[0]:
+                found.append(Anomaly(cell_id=cell_series.cell_id, metric=metric, hours_ago=len(values) - 1 - int(t),
+                                     value=float(values[t]), score=round(float(abs(z[t])), 2)))
+    return sorted(found, key=lambda a: -a.score)

@@ -1,0 +1,83 @@
+"""Radio-layer models for NetGPT: 3GPP TR 38.901 propagation, link budget and NR numerology.
+
+Note: ``netgpt.radio.pathloss`` is the path-loss *function*; import helpers from the
+submodule with ``from netgpt.radio.pathloss import ...``.
+"""
+
+from .link import (
+    CQI_TABLES,
+    NOISE_PSD_DBM_PER_HZ,
+    SNR_GAP_DB,
+    CqiEntry,
+    cqi_entry,
+    cqi_sinr_threshold_db,
+    dbm_to_mw,
+    mw_to_dbm,
+    received_power_dbm,
+    shannon_capacity_mbps,
+    sinr_db,
+    sinr_to_cqi,
+    sinr_to_mcs,
+    thermal_noise_dbm,
+)
+from .nr import (
+    MCS_TABLES,
+    N_RB_FR1,
+    N_RB_FR2,
+    R_MAX,
+    TBS_TABLE,
+    default_overhead,
+    max_data_rate_ca_mbps,
+    max_data_rate_mbps,
+    mcs,
+    mu_for_scs,
+    n_rb,
+    scs_khz_for_mu,
+    tbs,
+)
+from .pathloss import (
+    SCENARIOS,
+    SPEED_OF_LIGHT_M_S,
+    RadioRangeError,
+    breakpoint_distance_m,
+    los_probability,
+    pathloss,
+    shadow_fading_std_db,
+)
+
+__all__ = [
+    "CQI_TABLES",
+    "MCS_TABLES",
+    "NOISE_PSD_DBM_PER_HZ",
+    "N_RB_FR1",
+    "N_RB_FR2",
+    "R_MAX",
+    "SCENARIOS",
+    "SNR_GAP_DB",
+    "SPEED_OF_LIGHT_M_S",
+    "TBS_TABLE",
+    "CqiEntry",
+    "RadioRangeError",
+    "breakpoint_distance_m",
+    "cqi_entry",
+    "cqi_sinr_threshold_db",
+    "dbm_to_mw",
+    "default_overhead",
+    "los_probability",
+    "max_data_rate_ca_mbps",
+    "max_data_rate_mbps",
+    "mcs",
+    "mu_for_scs",
+    "mw_to_dbm",
+    "n_rb",
+    "pathloss",
+    "received_power_dbm",
+    "scs_khz_for_mu",
+    "shadow_fading_std_db",
+    "shannon_capacity_mbps",
+    "sinr_db",
+    "sinr_to_cqi",
+    "sinr_to_mcs",
+    "tbs",
+    "thermal_noise_dbm",
+]

@@ -1,0 +1,140 @@
+"""Reading and verifying task files (JSONL, one :class:`Task` per line).
+
+A file is loaded whole or not at all: every malformed line is reported with its line number in one
+:class:`TaskFileError`, and no partial list is ever returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from netgpt.tasks.families import FAMILIES, family
+from netgpt.tasks.schema import AnswerSpec, Task
+
+
+@dataclass
+class LineError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class TaskFileError(ValueError):
+    def __init__(self, path: Path | str, errors: list[LineError]):
+        self.path = str(path)
+        self.errors = errors
+        shown = "\n".join(f"  {e}" for e in errors[:20])
+        more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{self.path}: {len(errors)} problem(s)\n{shown}{more}")
+
+
+def _parse_line(raw: str) -> Task:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    try:
+        return Task.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "task"
+        raise ValueError(f"schema: {where}: {first['msg']} ({exc.error_count()} error(s))") from None
+
+
+def read_tasks(path: Path | str) -> tuple[list[tuple[int, Task]], list[LineError]]:
+    """(line number, task) for every valid line, and the errors of the others."""
+    tasks: list[tuple[int, Task]] = []
+    errors: list[LineError] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                task = _parse_line(raw)
+            except ValueError as exc:
+                errors.append(LineError(number, str(exc)))
+                continue
+            if task.family not in FAMILIES:
+                errors.append(LineError(number, f"unknown family {task.family!r}"))
+                continue
+            if task.id in seen:
+                errors.append(LineError(number, f"duplicate id {task.id!r} (first on line {seen[task.id]})"))
+                continue
+            seen[task.id] = number
+            tasks.append((number, task))
+    return tasks, errors
+
+
+def load_tasks(path: Path | str) -> list[Task]:
+    """All tasks of a JSONL file, or a :class:`TaskFileError` naming every bad line."""
+    tasks, errors = read_tasks(path)
+    if errors:
+        raise TaskFileError(path, errors)
+    return [task for _, task in tasks]
+
+
+def _answers_agree(stored: AnswerSpec, recomputed: AnswerSpec) -> str | None:
+    if stored.kind != recomputed.kind or stored.unit != recomputed.unit:
+        return f"answer kind/unit {stored.kind}/{stored.unit} != recomputed {recomputed.kind}/{recomputed.unit}"
+    if stored.kind == "number":
+        # forecasts come from a numerical optimiser: allow 1 % of the tolerance, otherwise near-exact
+        slack = max(1e-6 * abs(recomputed.value), 0.01 * recomputed.tolerance)
+        if abs(stored.value - recomputed.value) > slack:
+            return f"answer {stored.value!r} != recomputed {recomputed.value!r}"
+        if abs(stored.tolerance - recomputed.tolerance) > slack:
+            return f"tolerance {stored.tolerance!r} != recomputed {recomputed.tolerance!r}"
+    elif stored.label != recomputed.label or stored.choices != recomputed.choices:
+        return f"answer {stored.label!r} != recomputed {recomputed.label!r}"
+    return None
+
+
+def verify_task(task: Task) -> list[str]:
+    """Recompute the answer, reference plan and faults from the task's own state; list the disagreements."""
+    fam = family(task.family)
+    problems = []
+    try:
+        answer = fam.solve(task.state, task.params)
+        plan = fam.plan(task.state, task.params, task.observation)
+    except (KeyError, ValueError, TypeError) as exc:
+        return [f"cannot recompute from state: {type(exc).__name__}: {exc}"]
+    mismatch = _answers_agree(task.answer, answer)
+    if mismatch:
+        problems.append(mismatch)
+    stored_plan = [c.model_dump() for c in task.reference_plan]
+    if stored_plan != [c.model_dump() for c in plan]:
+        problems.append(f"reference plan differs from the recomputed plan {[c.model_dump() for c in plan]}")
+    if [f.model_dump() for f in task.faults] != [f.model_dump() for f in fam.faults(task.params)]:
+        problems.append("faults differ from the family's faults for these parameters")
+    return problems
+
+
+@dataclass
+class CheckReport:
+    path: str
+    count: int = 0
+    families: dict[str, int] = field(default_factory=dict)
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_file(path: Path | str, progress: Callable[[Iterable], Iterable] = iter) -> CheckReport:
+    """Validate a task file line by line and recompute every answer from its state."""
+    tasks, errors = read_tasks(path)
+    report = CheckReport(path=str(path), errors=errors)
+    for number, task in progress(tasks):
+        report.count += 1
+        report.families[task.family] = report.families.get(task.family, 0) + 1
+        report.errors.extend(LineError(number, f"{task.id}: {p}") for p in verify_task(task))
+    report.errors.sort(key=lambda e: e.line)
+    return report

@@ -1,0 +1,106 @@
+"""NetGPT-Bench task schema (pydantic v2; JSON Schema via ``Task.model_json_schema()``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from netgpt.world.schema import World
+
+GENERATOR_VERSION = "1.0.0"
+
+AnswerKind = Literal["number", "choice", "id"]
+Observability = Literal["low", "medium", "high"]
+Difficulty = Literal["easy", "medium", "hard"]
+
+# Reports older than this are stale: the core must not answer "current" questions from them.
+FRESH_REPORT_MAX_AGE_MIN = 15
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnswerSpec(_Model):
+    """The expected answer. Numbers carry a unit and an absolute tolerance in that unit (0 = exact)."""
+
+    kind: AnswerKind
+    value: float | None = None
+    label: str | None = None
+    unit: str | None = None
+    tolerance: float | None = None
+    choices: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnswerSpec:
+        if self.kind == "number":
+            if self.value is None or self.tolerance is None or self.tolerance < 0:
+                raise ValueError("a number answer needs a value and a tolerance >= 0")
+        elif self.label is None:
+            raise ValueError(f"a {self.kind} answer needs a label")
+        if self.kind == "choice" and (not self.choices or self.label not in self.choices):
+            raise ValueError("a choice answer needs choices that contain its label")
+        return self
+
+    def display(self) -> str:
+        if self.kind == "number":
+            value = f"{self.value:g}" if abs(self.value) >= 1e-3 or self.value == 0 else f"{self.value:.3e}"
+            return f"{value} {self.unit}".strip() if self.unit else value
+        return str(self.label)
+
+
+class PlannedCall(_Model):
+    """One agent call of the reference (oracle) plan. ``expect_error`` marks a call the task's faults make fail."""
+
+    agent: str
+    skill: str
+    args: dict[str, Any]
+    expect_error: str | None = None
+
+
+class InjectedFault(_Model):
+    """The first ``calls`` requests to ``agent`` fail with ``code`` (on top of the runtime's random faults)."""
+
+    agent: str
+    calls: int = Field(1, ge=1)
+    code: Literal["unavailable", "timeout", "internal"] = "unavailable"
+
+
+class CachedReport(_Model):
+    """A report the core already holds; ``age_min`` tells whether it still describes the present."""
+
+    kind: str
+    subject: str
+    age_min: float
+    values: dict[str, float | str]
+
+
+class Observation(_Model):
+    """The part of the network the core sees. The observability level decides how much of the state shows."""
+
+    time: str
+    scenario: str | None = None
+    carrier: dict[str, float | int] | None = None
+    cells: list[dict[str, Any]] = Field(default_factory=list)
+    ues: list[dict[str, Any]] = Field(default_factory=list)
+    slices: list[dict[str, Any]] = Field(default_factory=list)
+    links: list[str] = Field(default_factory=list)
+    reports: list[CachedReport] = Field(default_factory=list)
+
+
+class Task(_Model):
+    id: str
+    family: str
+    template: str
+    split: str
+    question: str
+    params: dict[str, Any] = Field(description="family parameters the answer is computed from")
+    observability: Observability
+    observation: Observation
+    state: World
+    answer: AnswerSpec
+    reference_plan: list[PlannedCall]
+    faults: list[InjectedFault] = Field(default_factory=list)
+    difficulty: Difficulty
+    generator_version: str = GENERATOR_VERSION
