@@ -150,7 +150,7 @@ def allocate_prbs(world: World, cell_id: str) -> Allocation:
         raise RuntimeError(f"PRB allocation MILP failed for {cell_id}: {result.message}")
     prbs = [int(round(x)) for x in result.x]
     return Allocation(cell_id=cell_id, feasible=True, n_rb=n_rb, prbs={s.id: p for s, p in zip(slices, prbs)},
-                      throughput_mbps={s.id: round(p * r, 3) for s, p, r in zip(slices, prbs, per_prb)})
+                      throughput_mbps={s.id: p * r for s, p, r in zip(slices, prbs, per_prb)})
 
 
 class PathResult(BaseModel):

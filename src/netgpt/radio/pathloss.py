@@ -109,6 +109,13 @@ def _scenario(scenario: str) -> str:
     return key
 
 
+def _los_flag(los: bool) -> bool:
+    """``los`` as a bool; strings such as "NLOS" are rejected rather than read as True."""
+    if isinstance(los, str):
+        raise TypeError(f"los must be a bool (True = LOS, False = NLOS), got {los!r}")
+    return bool(los)
+
+
 def _heights(sc: str, h_bs_m: float | None, h_ut_m: float | None) -> tuple[float, float]:
     """Apply Table 7.4.1-1 defaults and validate antenna heights."""
     h_bs = DEFAULT_H_BS_M[sc] if h_bs_m is None else float(h_bs_m)
@@ -247,7 +254,7 @@ def pathloss(
         ValueError: unknown scenario or an option that does not apply to the scenario.
     """
     sc = _scenario(scenario)
-    los = bool(los)
+    los = _los_flag(los)
     name = f"{_NAMES[sc]} {'LOS' if los else 'NLOS'} (TR 38.901 Table 7.4.1-1)"
     if sc != "rma" and (h_building_m is not None or street_width_m is not None):
         raise ValueError("h_building_m / street_width_m only apply to the RMa scenario")
@@ -347,7 +354,7 @@ def shadow_fading_std_db(
     ``d2d_m`` and ``fc_ghz`` (and optionally the heights) are required there.
     """
     sc = _scenario(scenario)
-    los = bool(los)
+    los = _los_flag(los)
     if (sc, los) in SHADOW_FADING_STD_DB:
         return SHADOW_FADING_STD_DB[(sc, los)]
     if d2d_m is None or fc_ghz is None:

@@ -118,10 +118,20 @@ def score_answer(expected: AnswerSpec, response: str | None) -> float:
     want = normalise_label(expected.label)
     if got == want:
         return 1.0
-    # accept a short sentence that names exactly one candidate ("the anomaly is on cell-3")
+    # accept a short sentence that names exactly one candidate ("the anomaly is on cell 3")
+    text = response.lower()
     candidates = [normalise_label(c) for c in expected.choices] if expected.choices else [want]
-    mentioned = {c for c in candidates if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", got)}
-    if expected.kind == "id":
+    mentioned = {c for c in candidates if re.search(_label_pattern(c), text)}
+    if expected.kind == "id":  # any other id of the same kind counts as a second candidate
         prefix = want.rsplit("-", 1)[0]
-        mentioned |= set(re.findall(rf"(?<![\w-]){re.escape(prefix)}-\w+", got))
+        other_ids = re.findall(_label_pattern(prefix + "-") + r"\w+(?![\w-])", text)
+        mentioned |= {normalise_label(m) for m in other_ids}
     return 1.0 if mentioned == {want} else 0.0
+
+
+def _label_pattern(label: str) -> str:
+    """Regex for a normalised label inside free text, where '-' may also be written as a space or '_'."""
+    body = r"[\s_-]+".join(re.escape(part) for part in label.split("-"))
+    if label.endswith("-"):  # a prefix such as "cell-": the caller appends the rest
+        return rf"(?<![\w-]){body}"
+    return rf"(?<![\w-]){body}(?![\w-])"
