@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -43,7 +43,7 @@ class AgentFaultConfig(_Config):
                                        description="probability a call fails as unavailable; default 1 - reliability")
     latency: LatencyModel | None = Field(None, description="service-time model; default the card's")
     per_call_cost: float | None = Field(None, ge=0, description="cost units per call; default the card's")
-    noise: dict[str, float] = Field(default_factory=dict,
+    noise: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict,
                                     description="result field (dotted path) -> Gaussian sigma in the field's unit")
 
 
