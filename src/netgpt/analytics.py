@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import optimize
 
 from netgpt import radio
-from netgpt.world.schema import KPI_METRICS, Carrier, CellSeries, KpiMetric, Topology, World
+from netgpt.world.schema import KPI_METRICS, CellSeries, KpiMetric, Topology, World
 
 
 class LinkBudget(BaseModel):
@@ -64,16 +64,16 @@ def rate_per_prb_mbps(qm: int, code_rate_x1024: float, layers: int, mu: int, ove
     return radio.max_data_rate_mbps(layers, qm, 1.0, 1, mu, overhead) * code_rate_x1024 / 948.0
 
 
-def achievable_rate(sinr_db: float, n_prb: int, layers: int, carrier: Carrier, mcs_table: int = 1) -> RateEstimate:
+def achievable_rate(sinr_db: float, n_prb: int, layers: int, mu: int, fr: int, mcs_table: int = 1) -> RateEstimate:
     """SINR → MCS (:func:`netgpt.radio.sinr_to_mcs`) → throughput over ``n_prb`` PRBs. Below the lowest CQI the
     link is out of range and carries nothing."""
     if radio.sinr_to_cqi(sinr_db, table=mcs_table) == 0:
         return RateEstimate(mcs_index=None, qm=None, code_rate_x1024=None, rate_mbps=0.0)
     index = radio.sinr_to_mcs(sinr_db, table=mcs_table)
     qm, rate = radio.mcs(mcs_table, index)
-    overhead = radio.default_overhead(carrier.fr, "dl")
+    overhead = radio.default_overhead(fr, "dl")
     return RateEstimate(mcs_index=index, qm=qm, code_rate_x1024=rate,
-                        rate_mbps=rate_per_prb_mbps(qm, rate, layers, carrier.mu, overhead) * n_prb)
+                        rate_mbps=rate_per_prb_mbps(qm, rate, layers, mu, overhead) * n_prb)
 
 
 class Forecast(BaseModel):

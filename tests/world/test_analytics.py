@@ -139,8 +139,7 @@ def test_anomaly_detector_finds_the_single_spike():
 
 
 def test_achievable_rate_outage_and_mcs():
-    carrier = _world().carrier
-    assert analytics.achievable_rate(-20.0, 51, 1, carrier).rate_mbps == 0.0
-    high = analytics.achievable_rate(30.0, 51, 2, carrier)
+    assert analytics.achievable_rate(-20.0, 51, 1, mu=1, fr=1).rate_mbps == 0.0
+    high = analytics.achievable_rate(30.0, 51, 2, mu=1, fr=1)
     assert high.mcs_index == 28 and high.qm == 6  # top of Table 5.1.3.1-1 at high SINR
     assert high.rate_mbps == pytest.approx(51 * 2 * 6 * 948 / 1024 * 0.28896, rel=1e-9)

@@ -623,7 +623,7 @@ class SlaCheck(Family):
     @staticmethod
     def _rate(world, ue_id, n_prb, layers):
         sinr = analytics.link_budget(world, ue_id).sinr_db
-        return analytics.achievable_rate(sinr, n_prb, layers, world.carrier)
+        return analytics.achievable_rate(sinr, n_prb, layers, world.carrier.mu, world.carrier.fr)
 
     def observation(self, rng, world, params, level):
         return observe(world, level, ue_ids=(params["ue_id"],))
