@@ -338,6 +338,11 @@ class AnomalyResult(Result):
     anomalies: list[AnomalyItem]
 
 
+class LatestResult(Result):
+    cell_id: str
+    values: dict[str, float]
+
+
 class KpiAgent(SkillAgent):
     agent_name = "kpi"
     description = ("KPI monitor: robust (median/MAD) anomaly detection over the last 48 h of throughput, PRB "
@@ -352,4 +357,9 @@ class KpiAgent(SkillAgent):
         metrics = (a.metric,) if a.metric else KPI_METRICS
         found = analytics.detect_anomalies(series, a.threshold, metrics)
         return AnomalyResult(anomalies=[AnomalyItem(**x.model_dump()) for x in found])
+
+    @skill("latest", "The latest hourly value of every KPI of a cell.", CellArgs, LatestResult, needs_state=True)
+    def latest(self, a: CellArgs, state: World) -> LatestResult:
+        series = state.cell_series(a.cell_id)
+        return LatestResult(cell_id=a.cell_id, values={m: series.kpi[m][-1] for m in KPI_METRICS})
 

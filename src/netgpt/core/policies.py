@@ -1,0 +1,121 @@
+"""Scripted baseline policies: ``oracle`` (our physical limit), ``always`` and ``random``.
+
+They speak the same action format as the LLM and go through the same parser, registry and fault model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from netgpt.core.actions import Call, render_answer, render_call
+from netgpt.core.episode import Policy
+from netgpt.tasks.families import family
+from netgpt.tasks.schema import Observation, PlannedCall, Task
+
+_REPLY = re.compile(r'<reply agent="[^"]*" skill="[^"]*"(?: error="(?P<error>[^"]*)")?>(?P<body>.*)</reply>', re.DOTALL)
+
+
+def _parse_reply(text: str) -> tuple[dict | None, str | None]:
+    """(result, error code) of a rendered reply; parse issues count as errors."""
+    match = _REPLY.search(text)
+    if not match:
+        return None, "issue"
+    if match["error"]:
+        return None, match["error"]
+    return json.loads(match["body"]), None
+
+
+class _PlanFollower(Policy):
+    """Runs a list of planned calls, then answers from the successful results."""
+
+    retries = 0
+    use_observation = True
+
+    def begin(self, system, tasks, first_messages):
+        self.tasks = list(tasks)
+        self.plans = [self._plan(t) for t in self.tasks]
+        self.cursor = [0] * len(self.tasks)
+        self.attempts = [0] * len(self.tasks)
+        self.results: list[list[dict]] = [[] for _ in self.tasks]
+        self.gave_up = [False] * len(self.tasks)
+
+    def _plan(self, task: Task) -> list[PlannedCall]:
+        if self.use_observation:
+            return [c for c in task.reference_plan if c.expect_error is None]
+        blank = Observation(time=task.observation.time)  # ignore whatever the observation holds
+        return family(task.family).plan(task.state, task.params, blank)
+
+    def act(self, indices):
+        out = []
+        for i in indices:
+            task, plan = self.tasks[i], self.plans[i]
+            fam = family(task.family)
+            if self.use_observation and not plan:
+                text = render_answer(fam.answer_from_observation(task.observation, task.params) or "unknown")
+            elif self.gave_up[i]:
+                text = render_answer("unknown")
+            elif self.cursor[i] < len(plan):
+                c = plan[self.cursor[i]]
+                text = render_call(Call(agent=c.agent, skill=c.skill, args=c.args))
+            else:
+                text = render_answer(fam.answer_from_results(task.params, self.results[i]))
+            out.append((text, None, False))
+        return out
+
+    def observe(self, index, reply_text):
+        result, error = _parse_reply(reply_text)
+        if error is None:
+            self.results[index].append(result)
+            self.cursor[index] += 1
+            self.attempts[index] = 0
+        elif self.attempts[index] < self.retries:
+            self.attempts[index] += 1
+        else:
+            self.gave_up[index] = True
+
+
+class OraclePolicy(_PlanFollower):
+    """Answers from a fresh report when there is one, otherwise runs the cheapest adequate plan and retries a
+    failed call (up to twice) — the best any core can do on the benchmark."""
+
+    name = "oracle"
+    retries = 2
+
+
+class AlwaysPolicy(_PlanFollower):
+    """Teacher baseline: always delegates, following the plan for a blank observation; never retries."""
+
+    name = "always"
+    use_observation = False
+
+
+class RandomPolicy(Policy):
+    """Each turn: with probability ½ answer a random number, otherwise call a random skill with the task's
+    parameters whose names match the skill's arguments. A floor for every other policy."""
+
+    name = "random"
+
+    def __init__(self, cards, seed: int = 0):
+        self.skills = [(c.name, s) for c in cards for s in c.skills]
+        self.seed = seed
+
+    def begin(self, system, tasks, first_messages):
+        self.tasks = list(tasks)
+        self.rngs = [np.random.default_rng([self.seed, i, len(t.id)]) for i, t in enumerate(tasks)]
+
+    def act(self, indices: Sequence[int]):
+        out = []
+        for i in indices:
+            rng = self.rngs[i]
+            if rng.random() < 0.5:
+                out.append((render_answer(f"{rng.uniform(0, 100):.1f}"), None, False))
+                continue
+            agent, skill = self.skills[int(rng.integers(len(self.skills)))]
+            props = skill.args_schema.get("properties", {})
+            args = {k: v for k, v in self.tasks[i].params.items() if k in props}
+            out.append((render_call(Call(agent=agent, skill=skill.name, args=args)), None, False))
+        return out
