@@ -7,6 +7,7 @@ the agents all call them, so an agent's reply and a task's answer can never drif
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -83,13 +84,18 @@ class Forecast(BaseModel):
     high_pct: float
 
 
-def _fit_load_model(history: Sequence[float]):
+@functools.lru_cache(maxsize=256)
+def _load_forecast_path(history: tuple[float, ...]) -> tuple[np.ndarray, float]:
+    """Fit once per history (the fit dominates the cost): the 168-hour forecast path and the residual spread."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter from the optimiser
-        return ExponentialSmoothing(np.asarray(history, dtype=float), seasonal="add", seasonal_periods=168,
-                                    initialization_method="estimated").fit()
+        fit = ExponentialSmoothing(np.asarray(history, dtype=float), seasonal="add", seasonal_periods=168,
+                                   initialization_method="estimated").fit()
+    path = fit.forecast(168)
+    path.setflags(write=False)
+    return path, float(np.std(fit.resid))
 
 
 def forecast_load(history: Sequence[float], horizon_h: int) -> Forecast:
@@ -99,17 +105,19 @@ def forecast_load(history: Sequence[float], horizon_h: int) -> Forecast:
         raise ValueError(f"horizon_h must be within 1..168 hours, got {horizon_h}")
     if len(history) < 2 * 168:
         raise ValueError(f"need at least two weeks (336 h) of history, got {len(history)} h")
-    fit = _fit_load_model(history)
-    mean = float(np.clip(fit.forecast(horizon_h)[-1], 0.0, 100.0))
-    spread = 1.96 * float(np.std(fit.resid)) * math.sqrt(1 + horizon_h / 24)
+    path, resid_std = _load_forecast_path(tuple(history))
+    mean = float(np.clip(path[horizon_h - 1], 0.0, 100.0))
+    spread = 1.96 * resid_std * math.sqrt(1 + horizon_h / 24)
     return Forecast(horizon_h=horizon_h, mean_pct=mean, low_pct=max(0.0, mean - spread),
                     high_pct=min(100.0, mean + spread))
 
 
 def hours_until_threshold(history: Sequence[float], threshold_pct: float, max_h: int = 48) -> int | None:
     """First hour ahead (1..max_h) at which the forecast load reaches ``threshold_pct``; None if it never does."""
-    path = _fit_load_model(history).forecast(max_h)
-    crossing = np.nonzero(path >= threshold_pct)[0]
+    if len(history) < 2 * 168:
+        raise ValueError(f"need at least two weeks (336 h) of history, got {len(history)} h")
+    path, _ = _load_forecast_path(tuple(history))
+    crossing = np.nonzero(path[:max_h] >= threshold_pct)[0]
     return int(crossing[0]) + 1 if len(crossing) else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from netgpt.protocol.cli import agents_app
+
 app = typer.Typer(help="NetGPT: an LLM core and its network agents, and the NetGPT-Bench benchmark.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 tasks_app = typer.Typer(help="NetGPT-Bench task files: sample, build, inspect and verify.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(agents_app, name="agents")
+agent_app = typer.Typer(help="Talk to one agent from the shell.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
 console = Console(stderr=True)
 
 
@@ -120,6 +126,50 @@ def tasks_schema() -> None:
     from netgpt.tasks import Task
 
     sys.stdout.write(json.dumps(Task.model_json_schema(), indent=2) + "\n")
+
+
+class FaultsMode(str, Enum):
+    OFF = "off"
+    CONFIG = "config"
+
+
+@agent_app.command("call")
+def agent_call(
+    agent: Annotated[str, typer.Argument(help="agent name, e.g. phy")],
+    skill: Annotated[str, typer.Argument(help="skill name, e.g. tbs")],
+    args: Annotated[str, typer.Option("--args", help="arguments as a JSON object")] = "{}",
+    task_file: Annotated[Path | None, typer.Option(help="JSONL task file whose task state the call reads")] = None,
+    task_id: Annotated[str | None, typer.Option(help="id of the task in --task-file")] = None,
+    config: Annotated[Path | None, typer.Option(help="agents YAML (default: built-in agents in-process)")] = None,
+    faults: Annotated[FaultsMode, typer.Option(help="off: exact, no random faults; config: the fault model")] = (
+        FaultsMode.OFF),
+) -> None:
+    """Send one request and print its Reply as JSON (exit 0 when ok, 1 with the error code otherwise)."""
+    from netgpt.protocol import AgentRegistry, FaultConfig, Request
+    from netgpt.tasks import load_tasks
+
+    try:
+        arguments = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--args") from None
+    if not isinstance(arguments, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--args")
+    if (task_file is None) != (task_id is None):
+        raise typer.BadParameter("--task-file and --task-id go together")
+    fault_config = None if faults is FaultsMode.CONFIG else FaultConfig(simulate=False)
+    with AgentRegistry.from_config(config, faults=fault_config) as registry:
+        session = None
+        if task_file is not None:
+            task = next((t for t in load_tasks(task_file) if t.id == task_id), None)
+            if task is None:
+                raise typer.BadParameter(f"no task {task_id!r} in {task_file}", param_hint="--task-id")
+            session = "cli"
+            registry.open_session(session, task.state, task.faults)
+        reply = registry.call(Request(id="cli-1", agent=agent, skill=skill, args=arguments, session=session))
+    sys.stdout.write(reply.model_dump_json(indent=2) + "\n")
+    if not reply.ok:
+        console.print(f"[red]{reply.error.code}[/]: {reply.error.message}")
+        raise typer.Exit(1)
 
 
 @app.command("demo")

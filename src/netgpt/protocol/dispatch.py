@@ -105,7 +105,10 @@ def _describe(error: ValidationError) -> str:
         extra = sorted(k for k in error.instance if k not in allowed)
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"unexpected argument {', '.join(repr(e) for e in extra)}{inside}{hint}"
-    message = _clip(error.message, 160)
+    # jsonschema quotes the offending value in full; shorten it so the reason stays visible
+    quoted = repr(error.instance)
+    message = error.message.replace(quoted, _clip(quoted, 40), 1) if len(quoted) > 40 else error.message
+    message = _clip(message, 200)
     return f"argument '{where}': {message}" if where else message
 
 
@@ -134,6 +137,24 @@ def preflight(card: AgentCard, request: Request, validator: ArgsValidator, state
         return error_reply(request, ErrorCode.INVALID_ARGS,
                            f"{card.name}.{skill.name} reads the network state, so it needs the id of an open "
                            f"session: {why}")
+    return None
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "replace").decode()
+
+
+def unencodable(request: Request) -> tuple[Request, Reply] | None:
+    """A request that cannot be written as JSON (text with lone surrogates, non-JSON values built in Python)
+    cannot go on any wire: its ``invalid_args`` reply, with the request it answers (text cleaned, args dropped)."""
+    try:
+        request.model_dump_json()
+    except ValueError as exc:
+        clean = Request(id=_clean(request.id), caller=_clean(request.caller), agent=_clean(request.agent),
+                        skill=_clean(request.skill), deadline_ms=request.deadline_ms,
+                        session=None if request.session is None else _clean(request.session))
+        return clean, error_reply(clean, ErrorCode.INVALID_ARGS,
+                                  f"the request cannot be serialised as JSON: {_clean(str(exc))}")
     return None
 
 
@@ -199,6 +220,9 @@ class LocalDispatcher:
 
     def dispatch(self, request: Request, state: World | None = None, session_known: bool | None = None) -> Reply:
         """Run ``request`` against the hosted agents; bytes are measured, latency and cost are the caller's."""
+        bad = unencodable(request)
+        if bad is not None:
+            return with_bytes(*bad)
         agent = self._agents.get(request.agent)
         if agent is None:
             return with_bytes(request, unknown_agent(request, self._agents))

@@ -8,6 +8,7 @@ interleave. Latency is *charged* (written into the reply) rather than slept, unl
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ class FaultModel:
         noise = self._agent(agent).noise
         if not noise:
             return result
-        noisy = _deep_copy(result)
+        noisy = copy.deepcopy(result)
         for path, sigma in noise.items():
             *parents, leaf = path.split(".")
             node: Any = noisy
@@ -158,14 +159,6 @@ class FaultModel:
             if isinstance(node, dict) and leaf in node:
                 node[leaf] = _perturb(node[leaf], sigma, rng)
         return noisy
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 def _perturb(value: Any, sigma: float, rng: np.random.Generator) -> Any:

@@ -1,0 +1,163 @@
+"""Fixtures shared by the protocol tests: a small real agent, a world, and servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from netgpt.protocol import Agent, AgentCard, AgentError, CostModel, ErrorCode, LatencyModel, Request, Skill
+from netgpt.world import World, WorldConfig, generate_world
+
+HERE = Path(__file__).resolve().parent
+PROBE_CONFIG = HERE / "probe_agents.yaml"
+
+_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _args(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}
+
+
+class ProbeAgent(Agent):
+    """A real agent with one skill per behaviour the protocol must handle."""
+
+    card = AgentCard(
+        name="probe",
+        description="test agent",
+        skills=[
+            Skill(name="echo", description="repeat a text",
+                  args_schema=_args({"text": {"type": "string", "maxLength": 200},
+                                     "times": {"type": "integer", "minimum": 1, "maximum": 5}}, ["text"]),
+                  result_schema=_args({"text": {"type": "string"}}, ["text"]), needs_state=False),
+            Skill(name="measure", description="a number and a list of numbers, for the noise model",
+                  args_schema=_args({"value": {"type": "number"}}, ["value"]),
+                  result_schema=_OBJECT, needs_state=False),
+            Skill(name="cell_count", description="how many cells the world has (reads the state)",
+                  args_schema=_args({}), result_schema=_OBJECT, needs_state=True),
+            Skill(name="cell_power", description="a cell's transmit power; unknown cell ids are invalid_args",
+                  args_schema=_args({"cell_id": {"type": "string"}}, ["cell_id"]),
+                  result_schema=_args({"tx_power_dbm": {"type": "number"}}, ["tx_power_dbm"]), needs_state=True),
+            Skill(name="crash", description="raises an arbitrary exception", args_schema=_args({}),
+                  result_schema=_OBJECT, needs_state=False),
+            Skill(name="sleep", description="takes real time", args_schema=_args({"ms": {"type": "number",
+                                                                                      "maximum": 3000}}, ["ms"]),
+                  result_schema=_OBJECT, needs_state=False),
+        ],
+        cost=CostModel(latency=LatencyModel(median_ms=20.0, sigma=0.5, floor_ms=1.0), per_call_cost=2.0),
+    )
+
+    def __init__(self, pidfile: str | None = None) -> None:
+        if pidfile:  # lets a test find and kill the server process hosting this agent
+            Path(pidfile).write_text(str(os.getpid()))
+
+    def handle(self, skill: str, args: dict[str, Any], state: World | None) -> dict[str, Any]:
+        if skill == "echo":
+            return {"text": args["text"] * args.get("times", 1)}
+        if skill == "measure":
+            return {"value": args["value"], "series": [args["value"], 2 * args["value"]], "label": "x",
+                    "nested": {"value": args["value"]}}
+        if skill == "cell_count":
+            assert state is not None
+            return {"cells": len(state.cells), "scenario": state.scenario}
+        if skill == "cell_power":
+            assert state is not None
+            try:
+                return {"tx_power_dbm": state.cell(args["cell_id"]).tx_power_dbm}
+            except KeyError as exc:
+                raise AgentError(ErrorCode.INVALID_ARGS, exc.args[0]) from None
+        if skill == "crash":
+            raise ZeroDivisionError("boom")
+        if skill == "sleep":
+            time.sleep(args["ms"] / 1e3)
+            return {"slept_ms": args["ms"]}
+        raise AssertionError(skill)
+
+
+def world(seed: int = 3) -> World:
+    return generate_world(WorldConfig(seed=seed))
+
+
+def request(skill: str, args: dict[str, Any] | None = None, **fields: Any) -> Request:
+    fields.setdefault("id", f"r-{skill}")
+    fields.setdefault("agent", "probe")
+    return Request(skill=skill, args=args or {}, **fields)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a background thread; yields the base URL."""
+    # IPPROTO_TCP, not 0: asyncio only turns Nagle off on sockets that say they are TCP
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a server subprocess: it must import this module by name."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+@contextmanager
+def server_process(*args: str, token: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``netgpt agents serve`` in a subprocess on a free port; yields its URL and process."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "netgpt.protocol.cli", "serve", "--port", str(port),
+           "--config", str(PROBE_CONFIG), "--log-level", "warning", *args]
+    env = subprocess_env()
+    if token:
+        env["NETGPT_AGENTS_TOKEN"] = token
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "agent server did not come up"
+            time.sleep(0.05)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
