@@ -151,3 +151,21 @@ def test_knowledge_cites_sources_and_n_rb_matches_radio():
 def test_every_agent_class_is_buildable_by_name():
     for name in AGENT_CLASSES:
         assert build_agent(name).name == name
+
+
+def test_traffic_lite_is_cheap_and_close_to_the_seasonal_pattern():
+    assert AGENTS["traffic_lite"].card.cost.latency.median_ms < AGENTS["traffic"].card.cost.latency.median_ms
+    task = next(t for t in load_tasks(BENCH / "dev.jsonl") if t.family == "load_forecast")
+    history = task.state.cell_series(task.params["cell_id"]).load_pct
+    lite = AGENTS["traffic_lite"].handle("forecast", {"cell_id": task.params["cell_id"], "horizon_h": 1}, task.state)
+    # horizon 1 = the next hour: the same hour one and two weeks before it is history[-168] and history[-336]
+    assert lite["mean_pct"] == pytest.approx((history[-168] + history[-336]) / 2)
+    assert lite["low_pct"] <= lite["mean_pct"] <= lite["high_pct"]
+
+
+def test_protocol_default_config_hosts_every_built_in_agent():
+    from netgpt.protocol.config import BUILTIN_AGENTS, load_config
+
+    assert set(BUILTIN_AGENTS) == set(AGENT_CLASSES)
+    assert {a.name for a in load_config(Path(__file__).resolve().parents[2] / "configs" / "agents.yaml").agents
+            if getattr(a, "name", None)} == set(AGENT_CLASSES)

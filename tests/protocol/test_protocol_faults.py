@@ -219,8 +219,8 @@ def test_example_configs_load_and_match_the_builtin_defaults() -> None:
     assert FaultConfig.load(CONFIGS / "faults.yaml") == builtin_faults()
     config = load_config(CONFIGS / "agents.yaml")
     assert config.fault_config() == builtin_faults()
-    assert [e.name for e in config.agents] == ["channel", "channel_lite", "phy", "knowledge", "traffic", "ran",
-                                               "topology", "kpi"]
+    assert [e.name for e in config.agents] == ["channel", "channel_lite", "phy", "knowledge", "traffic",
+                                               "traffic_lite", "ran", "topology", "kpi"]
 
 
 def test_bad_fault_configs_are_rejected(tmp_path: Path) -> None:

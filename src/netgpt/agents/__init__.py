@@ -14,10 +14,12 @@ from netgpt.agents.network import (
     RanAgent,
     TopologyAgent,
     TrafficAgent,
+    TrafficLiteAgent,
 )
 
 AGENT_CLASSES: dict[str, type[SkillAgent]] = {cls.agent_name: cls for cls in (
-    ChannelAgent, ChannelLiteAgent, PhyAgent, KnowledgeAgent, TrafficAgent, RanAgent, TopologyAgent, KpiAgent)}
+    ChannelAgent, ChannelLiteAgent, PhyAgent, KnowledgeAgent, TrafficAgent, TrafficLiteAgent, RanAgent, TopologyAgent,
+    KpiAgent)}
 
 
 def build_agent(name: str, **options: Any) -> SkillAgent:

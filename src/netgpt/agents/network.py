@@ -234,6 +234,27 @@ class TrafficAgent(SkillAgent):
         return ThresholdResult(cell_id=a.cell_id, hours=hours)
 
 
+class TrafficLiteAgent(SkillAgent):
+    """Seasonal-naive forecaster: the load at the same hour of the week, averaged over the weeks of history.
+    No model fit, so it answers in milliseconds, but it ignores trend and recent level shifts."""
+
+    agent_name = "traffic_lite"
+    description = ("Cheap load forecaster (seasonal naive: same hour of the previous weeks). Fast, but misses "
+                   "trends and recent level shifts; fine when ±10 % is enough.")
+    cost = CostModel(latency=LatencyModel(median_ms=10.0, sigma=0.3, floor_ms=2.0), per_call_cost=0.2,
+                     reliability=0.99)
+
+    @skill("forecast", "Seasonal-naive PRB load forecast of a cell horizon_h hours ahead (percent).", ForecastArgs,
+           ForecastResult, needs_state=True)
+    def forecast(self, a: ForecastArgs, state: World) -> ForecastResult:
+        history = state.cell_series(a.cell_id).load_pct
+        same_hour = history[len(history) - 168 + a.horizon_h - 1::-168]  # same hour of the week, newest first
+        mean = sum(same_hour) / len(same_hour)
+        spread = max(same_hour) - min(same_hour)
+        return ForecastResult(cell_id=a.cell_id, horizon_h=a.horizon_h, mean_pct=mean,
+                              low_pct=max(0.0, mean - spread), high_pct=min(100.0, mean + spread))
+
+
 # ---------------------------------------------------------------- ran
 
 

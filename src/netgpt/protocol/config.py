@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from netgpt.protocol.http_client import HttpAgentClient
     from netgpt.protocol.mcp_client import McpAgentClient
 
-BUILTIN_AGENTS = ("channel", "channel_lite", "phy", "knowledge", "traffic", "ran", "topology", "kpi")
+BUILTIN_AGENTS = ("channel", "channel_lite", "phy", "knowledge", "traffic", "traffic_lite", "ran", "topology", "kpi")
 """The agents of ``netgpt.agents``, served when no config is given."""
 
 
