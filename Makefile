@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/netgpt demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 # Regenerate the committed benchmark splits (deterministic; `netgpt tasks check` verifies them).

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel
 from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import BaseModel
 from scipy import optimize
 
 from netgpt import radio

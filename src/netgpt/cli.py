@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -129,7 +129,7 @@ def tasks_schema() -> None:
     sys.stdout.write(json.dumps(Task.model_json_schema(), indent=2) + "\n")
 
 
-class FaultsMode(str, Enum):
+class FaultsMode(StrEnum):
     OFF = "off"
     CONFIG = "config"
 

@@ -1,5 +1,7 @@
 """The built-in agents: fixed skill signatures, typed errors, and the oracle's plans replayed on the test split."""
 
+from pathlib import Path
+
 import pytest
 
 from netgpt import radio
@@ -8,7 +10,6 @@ from netgpt.protocol.agent import AgentError
 from netgpt.protocol.messages import ErrorCode
 from netgpt.tasks import load_tasks
 from netgpt.tasks.io import read_tasks
-from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "data" / "bench"
 AGENTS = {a.name: a for a in default_agents()}

@@ -12,8 +12,8 @@ import httpx
 from netgpt.core.episode import EpisodeConfig, run_episodes
 from netgpt.core.policies import OraclePolicy
 from netgpt.protocol import AgentRegistry, FaultConfig
-from netgpt.reward import Budget
 from netgpt.protocol.http_client import HttpAgentClient
+from netgpt.reward import Budget
 from netgpt.tasks import load_tasks
 
 TASK = next(t for t in load_tasks(Path(__file__).resolve().parents[2] / "data" / "bench" / "dev.jsonl")

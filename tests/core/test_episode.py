@@ -20,7 +20,8 @@ def count(text):
 
 def test_oracle_is_right_everywhere_and_recovers_from_failures(registry):
     results = run_episodes(SAMPLE, OraclePolicy(), registry, EpisodeConfig(), count)
-    assert all(r.reward.quality == 1.0 for r in results), [(r.task_id, r.answer) for r in results if r.reward.quality < 1]
+    wrong = [(r.task_id, r.answer) for r in results if r.reward.quality < 1]
+    assert not wrong
     recovery = [r for r in results if r.family == "agent_recovery"]
     assert recovery and all(r.events[0].error_code == "unavailable" and r.events[1].ok for r in recovery)
     lookups = [r for r in results if r.family == "observation_lookup"]
@@ -65,7 +66,8 @@ class Scripted(Policy):
 def test_bad_output_becomes_replies_the_core_can_recover_from(registry):
     task = next(t for t in SAMPLE if t.family == "tbs")
     policy = Scripted(["I am not sure", '<call agent="oracle" skill="x">{}</call>',
-                       '<call agent="phy" skill="tbs">{"qm": "six"}</call>', f"<answer>{task.answer.display()}</answer>"])
+                       '<call agent="phy" skill="tbs">{"qm": "six"}</call>',
+                       f"<answer>{task.answer.display()}</answer>"])
     [result] = run_episodes([task], policy, registry, EpisodeConfig(max_turns=6), count)
     assert [e.kind for e in result.events] == ["issue", "issue", "call", "answer"]
     assert 'error="no_action"' in policy.replies[0] and 'error="unknown_agent"' in policy.replies[1]

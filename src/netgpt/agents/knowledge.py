@@ -43,16 +43,19 @@ def _numerology_passages() -> list[Passage]:
 
 def _n_rb_passages() -> list[Passage]:
     out = []
-    for fr, table, spec in ((1, nr.N_RB_FR1, "TS 38.101-1 Table 5.3.2-1"), (2, nr.N_RB_FR2, "TS 38.101-2 Table 5.3.2-1")):
+    tables = ((1, nr.N_RB_FR1, "TS 38.101-1 Table 5.3.2-1"), (2, nr.N_RB_FR2, "TS 38.101-2 Table 5.3.2-1"))
+    for fr, table, spec in tables:
         for scs, row in table.items():
             cells = ", ".join(f"{bw} MHz: {n} RB" for bw, n in row.items())
-            out.append(Passage(source=spec, text=(
-                f"Maximum transmission bandwidth configuration N_RB for FR{fr}, subcarrier spacing {scs} kHz: {cells}.")))
+            text = (f"Maximum transmission bandwidth configuration N_RB for FR{fr}, "
+                    f"subcarrier spacing {scs} kHz: {cells}.")
+            out.append(Passage(source=spec, text=text))
     return out
 
 
 def _mcs_passages() -> list[Passage]:
-    names = {1: "Table 5.1.3.1-1 (64QAM)", 2: "Table 5.1.3.1-2 (256QAM)", 3: "Table 5.1.3.1-3 (low spectral efficiency)"}
+    names = {1: "Table 5.1.3.1-1 (64QAM)", 2: "Table 5.1.3.1-2 (256QAM)",
+             3: "Table 5.1.3.1-3 (low spectral efficiency)"}
     out = []
     for table, rows in nr.MCS_TABLES.items():
         entries = "; ".join(f"I_MCS {i}: Q_m {qm}, R x 1024 = {rate:g}" for i, (qm, rate) in enumerate(rows))

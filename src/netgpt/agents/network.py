@@ -211,7 +211,7 @@ class ThresholdArgs(Args):
 
 class ThresholdResult(Result):
     cell_id: str
-    hours: int | None = Field(description="hours until the forecast first reaches the threshold; null = not within max_h")
+    hours: int | None = Field(description="hours until the forecast first reaches the threshold; null: not in max_h")
 
 
 class TrafficAgent(SkillAgent):

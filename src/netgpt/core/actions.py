@@ -71,7 +71,8 @@ def parse_turn(text: str, cards: dict[str, AgentCard], truncated: bool = False) 
             "no <call …>…</call> or <answer>…</answer> found"))])
     issues = []
     if len(matches) > 1:
-        issues.append(ParseIssue(kind=IssueKind.EXTRA_ACTIONS, message=f"{len(matches)} actions; only the first is used"))
+        message = f"{len(matches)} actions; only the first is used"
+        issues.append(ParseIssue(kind=IssueKind.EXTRA_ACTIONS, message=message))
     match = matches[0]
     tag, attrs, body = match.group(1).lower(), match.group(2), match.group(3)
     closed = match.group("close") is not None

@@ -159,7 +159,8 @@ class NetworkTaskEnv:
     def result(self, policy: str, trajectory: Trajectory | None = None) -> EpisodeResult:
         """Score the finished episode and release its session."""
         self.registry.close_session(self.session_id)
-        reward = multi_objective_reward(self.task, self.answer, [_call_record(e) for e in self.events if e.kind != "answer"], self.cost,
+        calls = [_call_record(e) for e in self.events if e.kind != "answer"]
+        reward = multi_objective_reward(self.task, self.answer, calls, self.cost,
                                         ran_out_of_turns=self.finish_reason == "max_turns",
                                         weights=self.config.reward_weights, budget=self.config.budget)
         return EpisodeResult(task_id=self.task.id, family=self.task.family, policy=policy, answer=self.answer,

@@ -95,7 +95,7 @@ def load_model(name_or_path: str | None = None, device: str = "cpu", dtype: str 
                status: Callable[[str], None] = lambda _: None):
     """(model, tokenizer) in eval mode on ``device``. ``dtype`` is float32, bfloat16 or float16."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = resolve_model(name_or_path, status)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]

@@ -91,7 +91,10 @@ def evaluate(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, con
              count_tokens: Callable[[str], int], on_result: Callable[[EpisodeResult], None] = lambda r: None,
              ) -> tuple[list[EpisodeResult], Aggregate]:
     """Run ``policy`` on ``tasks`` (longest prompts batched together to waste less padding)."""
-    order = sorted(range(len(tasks)), key=lambda i: len(tasks[i].question) + len(tasks[i].observation.model_dump_json()))
+    def prompt_size(i: int) -> int:
+        return len(tasks[i].question) + len(tasks[i].observation.model_dump_json())
+
+    order = sorted(range(len(tasks)), key=prompt_size)
     results = run_episodes([tasks[i] for i in order], policy, registry, config, count_tokens, on_result)
     by_id = {r.task_id: r for r in results}
     ordered = [by_id[t.id] for t in tasks]

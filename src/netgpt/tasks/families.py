@@ -365,7 +365,8 @@ class Tbs(Family):
         obs = observe(world, level)
         if level == "high" and rng.random() < 0.5:
             qm, rate = radio.mcs(params["mcs_table"], params["mcs_index"])
-            obs.reports.append(CachedReport(kind="mcs_entry", subject=f"table{params['mcs_table']}/{params['mcs_index']}",
+            subject = f"table{params['mcs_table']}/{params['mcs_index']}"
+            obs.reports.append(CachedReport(kind="mcs_entry", subject=subject,
                                             age_min=0.0, values={"qm": qm, "code_rate_x1024": rate}))
         return obs
 
