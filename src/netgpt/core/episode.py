@@ -55,6 +55,7 @@ class Event(BaseModel):
     cost: float = 0.0
     tokens: int = 0
     issues: list[ParseIssue] = Field(default_factory=list)
+    reply: str | None = Field(None, description="what the environment answered (None after the final answer)")
 
 
 class Trajectory(BaseModel):
@@ -132,6 +133,7 @@ class NetworkTaskEnv:
             issue = parsed.issues[-1]
             event = Event(turn=turn, kind="issue", text=text, tokens=tokens, issues=parsed.issues)
             reply_text = render_issue(issue.kind, issue.message)
+        event.reply = reply_text
         self.events.append(event)
         if not self.done:
             if len(self.events) >= self.config.max_turns:

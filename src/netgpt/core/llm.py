@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from netgpt.core.episode import Policy, Trajectory
+from netgpt.core.prompt import environment_turn
 from netgpt.tasks.schema import Task
 
 STOP_STRINGS = ("</call>", "</answer>")
@@ -80,7 +81,7 @@ class LLMPolicy(Policy):
 
     def observe(self, index: int, reply_text: str) -> None:
         closed = bool(self.completion[index]) and self.completion[index][-1] == self.eos_id
-        text = ("" if closed else "<|im_end|>") + f"\n<|im_start|>user\n{reply_text}<|im_end|>\n<|im_start|>assistant\n"
+        text = environment_turn(reply_text, closed)
         self._append(index, self.tokenizer(text, add_special_tokens=False).input_ids, generated=False)
 
     def trajectory(self, index: int) -> Trajectory:

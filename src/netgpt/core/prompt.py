@@ -71,3 +71,11 @@ def render_reply(reply: Reply) -> str:
 
 def render_issue(kind: str, message: str) -> str:
     return f'<reply error="{kind}">{message}</reply>'
+
+
+def environment_turn(reply_text: str, core_closed_turn: bool) -> str:
+    """Text the environment appends after a core turn: close the assistant turn (unless the core already emitted
+    ``<|im_end|>``), the reply as a user turn, and the opening of the next assistant turn. Shared by generation and
+    SFT so both see exactly the same token layout."""
+    close = "" if core_closed_turn else "<|im_end|>"
+    return f"{close}\n<|im_start|>user\n{reply_text}<|im_end|>\n<|im_start|>assistant\n"
