@@ -294,6 +294,37 @@ def eval_command(
     console.print(f"{len(tasks)} tasks in {wall:.1f} s → {out}")
 
 
+@app.command("sft")
+def sft_command(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="SFT YAML (configs/sft-cpu.yaml)")] = Path(
+        "configs/sft-cpu.yaml"),
+    teacher: Annotated[str | None, typer.Option(help="always | oracle (overrides the config)")] = None,
+    n_tasks: Annotated[int | None, typer.Option(min=1, help="teacher episodes (overrides the config)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
+) -> None:
+    """Fine-tune the core on the teacher's or the oracle's successful traces (masked loss on the core's turns)."""
+    from netgpt.core.model import load_model
+    from netgpt.eval.harness import environment_info
+    from netgpt.protocol import AgentRegistry
+    from netgpt.sft import SFTConfig, build_dataset, train_sft
+
+    cfg = SFTConfig.load(config, teacher=teacher, n_tasks=n_tasks, out=out)
+    model, tokenizer = load_model(cfg.model, device=cfg.device, status=lambda m: console.print(f"[dim]{m}"))
+    with AgentRegistry.from_config(None) as registry:
+        with console.status(f"running the {cfg.teacher} teacher on {cfg.n_tasks} training tasks"):
+            data = build_dataset(cfg, registry, tokenizer)
+    console.print(f"{len(data)} successful teacher episodes")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "run.json").write_text(json.dumps({"command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"),
+                                                  "episodes": len(data), "environment": environment_info()}, indent=2))
+    steps = cfg.epochs * -(-len(data) // cfg.batch_size)
+    with _progress() as progress:
+        bar = progress.add_task("sft", total=steps)
+        train_sft(cfg, model, tokenizer, data, progress=lambda row: progress.update(
+            bar, advance=1, description=f"sft loss {row['loss']:.3f}"))
+    console.print(f"[green]saved[/] {cfg.out / 'model'} (evaluate with: netgpt eval --policy {cfg.out / 'model'})")
+
+
 @app.command("compare")
 def compare_command(runs: Annotated[list[Path], typer.Argument(help="run directories")]) -> None:
     """Side-by-side tables of several runs."""

@@ -1,0 +1,184 @@
+"""Supervised fine-tuning of the core on scripted traces (the ``always`` teacher or the ``oracle``).
+
+Data path: training-stream tasks → the scripted policy runs them through the real episode runtime (agents, fault
+model) → each successful episode becomes a token-level :class:`Trajectory` laid out exactly as the LLM policy lays
+out its own rollouts (same chat template, same environment turns) → :func:`masked_nll` trains only on the core's
+turns. Agent replies carry mask 0: they are external and stochastic, so imitating them is noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
+from netgpt.core.prompt import environment_turn, system_prompt
+from netgpt.tasks.generate import training_stream
+from netgpt.tasks.schema import Task
+
+
+class SFTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    teacher: Literal["always", "oracle"] = "oracle"
+    model: str | None = Field(None, description="base model id or path; default SmolLM2-135M-Instruct")
+    n_tasks: int = Field(600, ge=1, description="training-stream tasks the teacher runs")
+    seed: int = 0
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    train: Literal["full", "top_layers", "lora"] = "top_layers"
+    top_layers: int = Field(4, ge=1)
+    lora_r: int = Field(16, ge=1)
+    max_length: int = Field(1536, ge=64)
+    device: str = "cpu"
+    out: Path = Path("runs/sft")
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> SFTConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)
+
+
+def teacher_trajectory(result: EpisodeResult, task: Task, system: str, tokenizer) -> Trajectory:
+    """Token layout of a scripted episode, identical to what :class:`~netgpt.core.llm.LLMPolicy` would produce had
+    it written the same turns: turn text mask 1, everything the environment adds mask 0."""
+    from netgpt.core.prompt import task_message
+
+    prompt = tokenizer.apply_chat_template([{"role": "system", "content": system},
+                                            {"role": "user", "content": task_message(task)}],
+                                           add_generation_prompt=True, tokenize=True, return_dict=False)
+    ids: list[int] = []
+    mask: list[int] = []
+    for event in result.events:
+        turn = tokenizer(event.text, add_special_tokens=False).input_ids
+        ids += turn
+        mask += [1] * len(turn)
+        if event.reply is not None:
+            env = tokenizer(environment_turn(event.reply, core_closed_turn=False), add_special_tokens=False).input_ids
+            ids += env
+            mask += [0] * len(env)
+    return Trajectory(prompt_ids=prompt, completion_ids=ids, env_mask=mask, logprobs=[0.0] * len(ids))
+
+
+def build_dataset(config: SFTConfig, registry, tokenizer) -> list[Trajectory]:
+    """Run the teacher on ``n_tasks`` training-stream tasks; keep the episodes it got right."""
+    from netgpt.core.policies import AlwaysPolicy, OraclePolicy
+
+    tasks = [t for t, _ in zip(training_stream(config.seed), range(config.n_tasks))]
+    policy = OraclePolicy() if config.teacher == "oracle" else AlwaysPolicy()
+    results = run_episodes(tasks, policy, registry, EpisodeConfig(), lambda s: len(tokenizer(s).input_ids),
+                           session_prefix="sft")
+    system = system_prompt(registry.cards())
+    return [teacher_trajectory(r, t, system, tokenizer) for r, t in zip(results, tasks) if r.reward.quality >= 0.99]
+
+
+def collate(trajectories: Sequence[Trajectory], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch: input ids, attention mask, and the loss mask (1 on the core's tokens only)."""
+    rows = [(t.prompt_ids + t.completion_ids)[:max_length] for t in trajectories]
+    masks = [([0] * len(t.prompt_ids) + t.env_mask)[:max_length] for t in trajectories]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    loss_mask = torch.zeros_like(input_ids)
+    for i, (row, mask) in enumerate(zip(rows, masks)):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        attention[i, :len(row)] = 1
+        loss_mask[i, :len(mask)] = torch.tensor(mask)
+    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}
+
+
+def masked_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean negative log-likelihood over the tokens the core itself writes (``loss_mask`` 1).
+
+    Prompt and agent-reply tokens are context, never targets: the loss mask is the same data the rollout produces
+    as ``env_mask``, so SFT and RL optimise exactly the same positions."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["input_ids"][:, 1:]
+    mask = batch["loss_mask"][:, 1:].float()
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                            reduction="none").view_as(mask)
+    return (nll * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def select_trainable(model, config: SFTConfig):
+    """Freeze what is not trained: everything but the top N decoder layers (and the final norm), or wrap in LoRA."""
+    if config.train == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        return get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0,
+                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    if config.train == "top_layers":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        layers = model.model.layers
+        for layer in layers[len(layers) - config.top_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        for p in model.model.norm.parameters():
+            p.requires_grad_(True)
+    return model
+
+
+def save_atomically(model, tokenizer, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None) -> list[dict]:
+    """A compact training loop written against ``accelerate``; returns the per-step metrics."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=config.device == "cpu")
+    torch.manual_seed(config.seed)
+    model = select_trainable(model, config)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    order = list(range(len(data)))
+    rng = random.Random(config.seed)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    metrics: list[dict] = []
+    config.out.mkdir(parents=True, exist_ok=True)
+    with open(config.out / "metrics.jsonl", "w") as log:
+        for epoch in range(config.epochs):
+            rng.shuffle(order)
+            for step in range(steps_per_epoch):
+                start = time.perf_counter()
+                chunk = [data[i] for i in order[step * config.batch_size:(step + 1) * config.batch_size]]
+                batch = {k: v.to(accelerator.device) for k, v in
+                         collate(chunk, tokenizer.pad_token_id, config.max_length).items()}
+                loss = masked_nll(model, batch)
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+                row = {"epoch": epoch, "step": epoch * steps_per_epoch + step, "loss": loss.item(),
+                       "tokens": int(batch["loss_mask"].sum()), "step_s": time.perf_counter() - start}
+                metrics.append(row)
+                log.write(json.dumps(row) + "\n")
+                if progress:
+                    progress(row)
+    model = accelerator.unwrap_model(model)
+    if config.train == "lora":
+        model = model.merge_and_unload()
+    model.eval()
+    save_atomically(model, tokenizer, config.out / "model")
+    (config.out / "config.json").write_text(config.model_dump_json(indent=2))
+    return metrics
