@@ -366,8 +366,8 @@ class LatestResult(Result):
 
 class KpiAgent(SkillAgent):
     agent_name = "kpi"
-    description = ("KPI monitor: robust (median/MAD) anomaly detection over the last 48 h of throughput, PRB "
-                   "utilisation, BLER and latency, optionally for one metric or one cell.")
+    description = ("KPI monitor: the latest KPI values of a cell, and robust (median/MAD) anomaly detection over the "
+                   "last 48 h of throughput, PRB utilisation, BLER and latency, for one metric or one cell.")
     cost = CostModel(latency=LatencyModel(median_ms=80.0, sigma=0.4, floor_ms=10.0), per_call_cost=1.0,
                      reliability=0.98)
 
