@@ -32,12 +32,12 @@ class SkillSpec:
     name: str
     description: str
     args: type[Args]
-    result: type[Result]
+    result: type[BaseModel]  # Result subclasses, or the analytics models an agent returns unchanged
     needs_state: bool
-    handler: Callable[..., Result]
+    handler: Callable[..., BaseModel]
 
 
-def skill(name: str, description: str, args: type[Args], result: type[Result], needs_state: bool = False):
+def skill(name: str, description: str, args: type[Args], result: type[BaseModel], needs_state: bool = False):
     """Mark an agent method as a skill. The method receives the parsed args (and the state if it needs one)."""
 
     def mark(fn):

@@ -262,14 +262,6 @@ class CellArgs(Args):
     cell_id: str
 
 
-class AllocationResult(Result):
-    cell_id: str
-    feasible: bool
-    n_rb: int
-    prbs: dict[str, int]
-    throughput_mbps: dict[str, float]
-
-
 class SleepArgs(Args):
     sleep_below_pct: float = Field(15.0, gt=0, lt=100, description="a cell may sleep if its next-hour load is below")
     max_load_pct: float = Field(80.0, gt=0, le=100, description="no awake cell may exceed this after absorbing load")
@@ -288,9 +280,9 @@ class RanAgent(SkillAgent):
                      reliability=0.98)
 
     @skill("allocate_prbs", "PRBs per slice of a cell meeting every SLA minimum, spare PRBs by priority.",
-           CellArgs, AllocationResult, needs_state=True)
-    def allocate_prbs(self, a: CellArgs, state: World) -> AllocationResult:
-        return AllocationResult(**analytics.allocate_prbs(state, a.cell_id).model_dump())
+           CellArgs, analytics.Allocation, needs_state=True)
+    def allocate_prbs(self, a: CellArgs, state: World) -> analytics.Allocation:
+        return analytics.allocate_prbs(state, a.cell_id)
 
     @skill("sleep_decision", "Cells that can sleep next hour: lowest forecast load first, while the others can "
            "absorb their load.", SleepArgs, SleepResult, needs_state=True)
@@ -319,12 +311,6 @@ class PathArgs(Args):
     failed_links: list[str] = Field(default_factory=list)
 
 
-class PathResult(Result):
-    path: list[str]
-    latency_ms: float
-    bottleneck_gbps: float
-
-
 class TopologyAgent(SkillAgent):
     agent_name = "topology"
     description = ("Transport network controller: lowest-latency path between two nodes, its bottleneck capacity, "
@@ -333,9 +319,9 @@ class TopologyAgent(SkillAgent):
                      reliability=0.98)
 
     @skill("shortest_path", "Lowest one-way latency path from src to dst avoiding failed_links.", PathArgs,
-           PathResult, needs_state=True)
-    def shortest_path(self, a: PathArgs, state: World) -> PathResult:
-        return PathResult(**analytics.shortest_path(state.topology, a.src, a.dst, a.failed_links).model_dump())
+           analytics.PathResult, needs_state=True)
+    def shortest_path(self, a: PathArgs, state: World) -> analytics.PathResult:
+        return analytics.shortest_path(state.topology, a.src, a.dst, a.failed_links)
 
 
 # ---------------------------------------------------------------- kpi
