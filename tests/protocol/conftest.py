@@ -3,12 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from protocol_testkit import ProbeAgent, uvicorn_thread, world
+from protocol_testkit import TOKEN, ProbeAgent, uvicorn_thread, world
 
 from netgpt.protocol import AgentRegistry, FaultConfig
 from netgpt.world import World
-
-TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ PROBE_CONFIG = HERE / "probe_agents.yaml"
 _OBJECT: dict[str, Any] = {"type": "object"}
 
 
+TOKEN = "s3cret-token"
+
 def _args(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}
 

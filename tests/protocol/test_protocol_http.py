@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKEN
-from protocol_testkit import free_port, request, server_process
+from protocol_testkit import TOKEN, free_port, request, server_process
 
 from netgpt.protocol import AgentRegistry, ErrorCode, FaultConfig, Reply, TransportError
 from netgpt.protocol.http_client import HttpAgentClient, status_error

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import mcp_types as types
 import pytest
-from conftest import TOKEN
 from mcp import Client, MCPError, StdioServerParameters
-from protocol_testkit import ProbeAgent, request, subprocess_env
+from protocol_testkit import TOKEN, ProbeAgent, request, subprocess_env
 
 from netgpt.protocol import AgentRegistry, ErrorCode, FaultConfig, TransportError
 from netgpt.protocol.mcp_client import McpAgentClient, reply_from_tool_result
