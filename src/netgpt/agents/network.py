@@ -43,16 +43,6 @@ class UeArgs(Args):
     ue_id: str
 
 
-class SinrResult(Result):
-    ue_id: str
-    serving_cell: str
-    sinr_db: float
-    pathloss_db: float
-    rx_power_dbm: float
-    interference_dbm: float | None
-    noise_dbm: float
-
-
 class ChannelAgent(SkillAgent):
     agent_name = "channel"
     description = ("Precise propagation digital twin: TR 38.901 path loss and LOS probability, and the full "
@@ -68,10 +58,10 @@ class ChannelAgent(SkillAgent):
     def los_probability(self, a: LosProbabilityArgs) -> LosProbabilityResult:
         return LosProbabilityResult(los_probability=radio.los_probability(a.scenario, a.d2d_m, a.h_ut_m))
 
-    @skill("sinr", "Downlink SINR and link budget of a UE in the current network.", UeArgs, SinrResult,
+    @skill("sinr", "Downlink SINR and link budget of a UE in the current network.", UeArgs, analytics.LinkBudget,
            needs_state=True)
-    def sinr(self, a: UeArgs, state: World) -> SinrResult:
-        return SinrResult(**analytics.link_budget(state, a.ue_id).model_dump())
+    def sinr(self, a: UeArgs, state: World) -> analytics.LinkBudget:
+        return analytics.link_budget(state, a.ue_id)
 
 
 class CoarseSinrResult(Result):
@@ -151,13 +141,6 @@ class ThroughputArgs(Args):
     mcs_table: Literal[1, 2] = 1
 
 
-class ThroughputResult(Result):
-    mcs_index: int | None
-    qm: int | None
-    code_rate_x1024: float | None
-    rate_mbps: float
-
-
 class PhyAgent(SkillAgent):
     agent_name = "phy"
     description = ("NR physical layer calculator: TS 38.214 MCS tables and transport block size, TS 38.306 peak "
@@ -181,10 +164,9 @@ class PhyAgent(SkillAgent):
         return PeakRateResult(rate_mbps=radio.max_data_rate_mbps(**a.model_dump()))
 
     @skill("throughput", "Achievable throughput for a SINR over n_prb PRBs: SINR → CQI → MCS → rate.",
-           ThroughputArgs, ThroughputResult)
-    def throughput(self, a: ThroughputArgs) -> ThroughputResult:
-        est = analytics.achievable_rate(a.sinr_db, a.n_prb, a.layers, a.mu, a.fr, a.mcs_table)
-        return ThroughputResult(**est.model_dump())
+           ThroughputArgs, analytics.RateEstimate)
+    def throughput(self, a: ThroughputArgs) -> analytics.RateEstimate:
+        return analytics.achievable_rate(a.sinr_db, a.n_prb, a.layers, a.mu, a.fr, a.mcs_table)
 
 
 # ---------------------------------------------------------------- traffic
@@ -333,16 +315,8 @@ class AnomalyArgs(Args):
     threshold: float = Field(8.0, gt=0)
 
 
-class AnomalyItem(Result):
-    cell_id: str
-    metric: str
-    hours_ago: int
-    value: float
-    score: float
-
-
 class AnomalyResult(Result):
-    anomalies: list[AnomalyItem]
+    anomalies: list[analytics.Anomaly]
 
 
 class LatestResult(Result):
@@ -363,7 +337,7 @@ class KpiAgent(SkillAgent):
         series = [state.cell_series(a.cell_id)] if a.cell_id else state.series
         metrics = (a.metric,) if a.metric else KPI_METRICS
         found = analytics.detect_anomalies(series, a.threshold, metrics)
-        return AnomalyResult(anomalies=[AnomalyItem(**x.model_dump()) for x in found])
+        return AnomalyResult(anomalies=found)
 
     @skill("latest", "The latest hourly value of every KPI of a cell.", CellArgs, LatestResult, needs_state=True)
     def latest(self, a: CellArgs, state: World) -> LatestResult:
