@@ -8,7 +8,7 @@ from netgpt import radio
 from netgpt.agents import AGENT_CLASSES, build_agent, default_agents
 from netgpt.protocol.agent import AgentError
 from netgpt.protocol.messages import ErrorCode
-from netgpt.tasks import load_tasks
+from netgpt.tasks import family, load_tasks
 from netgpt.tasks.io import read_tasks
 
 BENCH = Path(__file__).resolve().parents[2] / "data" / "bench"
@@ -63,40 +63,6 @@ def test_unknown_skill_and_unknown_ids():
         build_agent("oracle")
 
 
-def _answer_from(task, results):
-    """What an oracle reads off the last reply (the scripted oracle policy does the same)."""
-    family, p, last = task.family, task.params, results[-1]
-    if family == "agent_recovery":
-        family = "path_latency" if p["variant"] == "latency" else "link_budget"
-    if family == "pathloss":
-        return last["pathloss_db"]
-    if family == "link_budget":
-        return last["sinr_db"]
-    if family == "peak_rate":
-        return last["rate_mbps"]
-    if family == "tbs":
-        return last["tbs_bits"]
-    if family == "load_forecast":
-        return last["mean_pct"]
-    if family == "slice_allocation":
-        return last["prbs"][p["slice_id"]]
-    if family == "path_latency":
-        return last["latency_ms"]
-    if family == "kpi_anomaly":
-        top = last["anomalies"][0]
-        return top["cell_id"] if p["variant"] == "which_cell" else top["metric"]
-    if family == "spec_fact":
-        if p["variant"] == "n_rb":
-            return last["n_rb"]
-        if p["variant"] == "qm":
-            return last["qm"]
-        text = last["passages"][0]["text"]
-        return float(text.split("slot duration ")[1].split(" ms")[0])
-    if family == "sla_check":
-        return "yes" if last["rate_mbps"] >= p["target_mbps"] else "no"
-    raise AssertionError(family)
-
-
 @pytest.mark.parametrize("split", ["test", "ood"])
 def test_reference_plans_replayed_on_the_agents_give_the_answers(split):
     from netgpt.tasks import score_answer
@@ -106,7 +72,7 @@ def test_reference_plans_replayed_on_the_agents_give_the_answers(split):
                    if c.expect_error is None]
         if not results:
             continue  # answered from the observation
-        answer = _answer_from(task, results)
+        answer = family(task.family).answer_from_results(task.params, results)  # what the oracle writes
         assert score_answer(task.answer, str(answer)) == 1.0, (line, task.family, answer, task.answer)
         if task.family == "peak_rate" and len(results) == 2:  # the chain hands n_rb to peak_rate
             assert results[0]["n_rb"] == task.reference_plan[1].args["n_prb"]
