@@ -70,7 +70,7 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         if self.token is not None and scope["path"] not in OPEN_PATHS and not self._authorised(scope):
-            await _respond(send, 401, {"error": "unauthorised", "message": "missing or wrong bearer token"},
+            await _respond(send, 401, self.error_payload(401, "missing or wrong bearer token"),
                            {"www-authenticate": "Bearer"})
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")  # the HTTP parser vetted its syntax
@@ -85,8 +85,12 @@ class GuardMiddleware:
         await self.app(scope, receive, send)
 
     @property
-    def _too_large(self) -> dict[str, str]:
-        return {"error": "payload_too_large", "message": f"request body over the {self.max_body_bytes}-byte limit"}
+    def _too_large(self) -> dict[str, Any]:
+        return self.error_payload(413, f"request body over the {self.max_body_bytes}-byte limit")
+
+    def error_payload(self, status: int, message: str) -> dict[str, Any]:
+        """The JSON body of a 401 or 413 (a subclass can speak another API's error format)."""
+        return {"error": "unauthorised" if status == 401 else "payload_too_large", "message": message}
 
     async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
         chunks: list[bytes] = []

@@ -1,0 +1,78 @@
+"""Helpers shared by the serve tests: a Solver behind a real uvicorn server on loopback, and bench tasks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from netgpt.core.episode import EpisodeConfig, Policy
+from netgpt.protocol import AgentRegistry
+from netgpt.serve import Solver, create_app
+from netgpt.tasks import Task, load_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "serve-s3cret"
+MODEL = "netgpt-test"
+TBS_QUESTION = ("TBS for I_MCS = 24 (Table 5.1.3.1-1 (64QAM)), n_PRB = 76, N_symb = 14, N_DMRS = 18, N_oh = 12, "
+                "v = 1?")
+TBS_ANSWER = "47112 bits"  # TS 38.214 §5.1.3.2 by hand, also in README and tests/radio
+PATHLOSS_QUESTION = ("Compute the 3GPP UMa NLOS path loss for d2D = 250 m, fc = 3.5 GHz, hBS = 25 m, "
+                     "hUT = 1.5 m.")
+
+
+def count_tokens(text: str) -> int:
+    return len(text) // 4
+
+
+_DEV: list[Task] = []
+
+
+def dev_tasks() -> list[Task]:
+    if not _DEV:
+        _DEV.extend(load_tasks(ROOT / "data" / "bench" / "dev.jsonl"))
+    return _DEV
+
+
+def dev_task(family: str, index: int = 0) -> Task:
+    return [t for t in dev_tasks() if t.family == family][index]
+
+
+@contextmanager
+def uvicorn_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a background thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def serving(policy: Policy, registry: AgentRegistry, *, token: str | None = TOKEN, mcp: bool = False,
+            episode: EpisodeConfig | None = None, **app_options: Any) -> Iterator[str]:
+    solver = Solver(policy, registry, count_tokens, model_id=MODEL, episode=episode, batch_size=8, max_wait_ms=5)
+    with uvicorn_thread(create_app(solver, token=token, mcp=mcp, **app_options)) as url:
+        yield url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,66 @@
+"""Requests as tasks: free text recognised as benchmark families, observations in ```json blocks, states."""
+
+from __future__ import annotations
+
+import pytest
+from serve_testkit import ROOT, TBS_QUESTION, dev_task
+
+from netgpt.serve import TaskError, TaskOptions, build_task, recognise
+from netgpt.serve.tasks import FREE_TEXT, RECOGNISED_FAMILIES, seeded_world
+from netgpt.tasks import family, load_tasks
+
+
+@pytest.mark.parametrize("split", ["dev", "ood"])
+def test_every_stateless_bench_question_is_recognised_with_its_plan(split: str) -> None:
+    tasks = [t for t in load_tasks(ROOT / "data" / "bench" / f"{split}.jsonl") if t.family in RECOGNISED_FAMILIES]
+    assert {t.family for t in tasks} == set(RECOGNISED_FAMILIES)
+    for task in tasks:
+        found = recognise(task.question)
+        assert found is not None and found.family == task.family, task.question
+        assert found.template == task.template
+        plan = family(task.family).plan(task.state, found.params, task.observation)
+        assert plan == task.reference_plan, task.question
+
+
+def test_recognition_is_lenient_about_case_spacing_and_final_punctuation() -> None:
+    messy = "  tbs for i_mcs = 24 (table 5.1.3.1-1 (64qam)),   n_PRB = 76, N_symb = 14, N_DMRS = 18, N_oh = 12, v = 1"
+    assert recognise(messy) == recognise(TBS_QUESTION)
+    assert recognise("What is the slot duration for numerology mu = 1 with normal cyclic prefix?").params == {
+        "variant": "slot", "mu": 1, "scs_khz": 30}
+    for text in ["What is the TBS?", "TBS for I_MCS = x (Table 5.1.3.1-1 (64QAM)), n_PRB = 76?",
+                 "How long is one NR slot at 17 kHz subcarrier spacing?"]:  # 17 kHz is no numerology
+        assert recognise(text) is None
+
+
+def test_free_text_gets_a_world_and_a_minimal_observation() -> None:
+    task, found = build_task("r1", "How loaded is the network?", TaskOptions(), needs_plan=False)
+    assert found is None and task.family == FREE_TEXT and task.reference_plan == []
+    assert task.state == seeded_world(0) and task.observation.time and not task.observation.cells
+    seeded, _ = build_task("r2", "x?", TaskOptions(world_seed=7), needs_plan=False)
+    assert seeded.state == seeded_world(7) != task.state
+    state = dev_task("kpi_anomaly").state
+    given, _ = build_task("r3", "x?", TaskOptions(state=state), needs_plan=False)
+    assert given.state is state
+
+
+def test_a_bench_task_keeps_its_state_and_plan_and_takes_the_message() -> None:
+    bench = dev_task("agent_recovery")
+    task, found = build_task("r4", "reworded?", TaskOptions(task=bench), needs_plan=True)
+    assert task.id == "r4" and task.question == "reworded?" and task.faults == bench.faults
+    assert task.reference_plan == bench.reference_plan and found.family == "agent_recovery"
+
+
+def test_message_errors() -> None:
+    for text, code in [("", "empty_question"), ("```json\n{\"time\": \"x\"}\n```", "empty_question"),
+                       ("q?\n```json\n{not json}\n```", "invalid_observation"),
+                       ("q?\n```json\n{\"time\": \"x\", \"secret\": 1}\n```", "invalid_observation"),
+                       ("q?\n```json\n{\"time\": \"x\"}\n```\n```json\n{\"time\": \"y\"}\n```", "invalid_observation"),
+                       ("Who are you?", "unsupported_question")]:
+        with pytest.raises(TaskError) as caught:
+            build_task("r", text, TaskOptions(), needs_plan=True)
+        assert caught.value.code == code, text
+    with pytest.raises(TaskError, match="twice"):
+        build_task("r", "q?\n```json\n{\"time\": \"x\"}\n```", TaskOptions(observation={"time": "y"}),
+                   needs_plan=False)
+    with pytest.raises(ValueError, match="at most one"):
+        TaskOptions(world_seed=1, state=seeded_world(1))
