@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from netgpt.core.episode import EpisodeConfig, run_episodes
-from netgpt.core.llm import LLMPolicy
+from netgpt.core.llm import PREFILL_CHUNK, STOP_STRINGS, LLMPolicy
 from netgpt.core.model import tiny_model
+from netgpt.core.prompt import task_message
 from netgpt.tasks import load_tasks
 
 TASKS = [t for t in load_tasks(Path(__file__).resolve().parents[2] / "data" / "bench" / "dev.jsonl")
@@ -19,12 +20,26 @@ def model(tokenizer):
     return tiny_model(tokenizer, seed=1)
 
 
-def _teacher_forced_logprobs(model, trajectory):
+def _teacher_forced(model, trajectory, temperature=1.0):
+    """Log-prob and entropy of every completion token under softmax(logits / temperature), one plain forward."""
     ids = torch.tensor([trajectory.prompt_ids + trajectory.completion_ids])
     with torch.no_grad():
-        logp = model(ids).logits.log_softmax(-1)[0]
+        logp = (model(ids).logits[0] / temperature).log_softmax(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
     start = len(trajectory.prompt_ids)
-    return [logp[start + k - 1, t].item() for k, t in enumerate(trajectory.completion_ids)]
+    return ([logp[start + k - 1, t].item() for k, t in enumerate(trajectory.completion_ids)],
+            [entropy[start + k - 1].item() for k in range(len(trajectory.completion_ids))])
+
+
+def _assert_matches_teacher_forcing(model, trajectory, temperature=1.0):
+    logprobs, entropies = _teacher_forced(model, trajectory, temperature)
+    assert len(trajectory.entropies) == len(trajectory.completion_ids)
+    for k, generated in enumerate(trajectory.env_mask):
+        if generated:  # batched, cached, shared-prefix generation == one plain forward pass
+            assert trajectory.logprobs[k] == pytest.approx(logprobs[k], abs=1e-4)
+            assert trajectory.entropies[k] == pytest.approx(entropies[k], abs=1e-4)
+        else:
+            assert trajectory.logprobs[k] == 0.0 and trajectory.entropies[k] == 0.0
 
 
 def test_trajectory_ids_mask_and_logprobs_are_exact(model, tokenizer, registry):
@@ -36,12 +51,7 @@ def test_trajectory_ids_mask_and_logprobs_are_exact(model, tokenizer, registry):
         assert len(tr.completion_ids) == len(tr.env_mask) == len(tr.logprobs)
         assert sum(tr.env_mask) == sum(e.tokens for e in r.events)  # the env counted what the core generated
         assert 0 in tr.env_mask or r.turns == 1                   # agent/issue replies are masked out
-        reference = _teacher_forced_logprobs(model, tr)
-        for k, generated in enumerate(tr.env_mask):
-            if generated:  # batched, cached, holey generation == one plain forward pass
-                assert tr.logprobs[k] == pytest.approx(reference[k], abs=1e-4)
-            else:
-                assert tr.logprobs[k] == 0.0
+        _assert_matches_teacher_forcing(model, tr)
         assert set(tr.to_trl()) == {"prompt_ids", "completion_ids", "logprobs", "env_mask"}
 
 
@@ -58,3 +68,78 @@ def test_never_policy_cannot_call(model, tokenizer, registry):
     results = run_episodes(TASKS[:3], policy, registry, EpisodeConfig(max_turns=2), lambda s: len(s))
     assert all(e.kind != "call" for r in results for e in r.events)
     assert all(r.events[0].text.startswith("<answer>") for r in results)
+
+
+SYSTEM = "You are NetGPT. Call an agent or answer."
+
+
+def _messages(tokenizer):
+    """First user turns of different lengths, one longer than a prefill chunk."""
+    long = " ".join(task_message(t) for t in TASKS)
+    assert len(tokenizer(long).input_ids) > PREFILL_CHUNK
+    return ["Hi.", task_message(TASKS[0]), long]
+
+
+def test_greedy_turn_equals_model_generate(model, tokenizer):
+    policy = LLMPolicy(model, tokenizer, max_new_tokens=12, batch_size=3)
+    messages = _messages(tokenizer)
+    policy.begin(SYSTEM, TASKS[:3], messages)
+    turns = policy.act([0, 1, 2])
+    for i, (_, n, truncated) in enumerate(turns):
+        prompt = torch.tensor([policy.prompt_ids[i]])
+        reference = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
+                                   do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                                   pad_token_id=tokenizer.pad_token_id)[0, prompt.shape[1]:].tolist()
+        assert policy.completion[i] == reference[:n]
+        ended = reference[n - 1] == tokenizer.eos_token_id or any(
+            s in tokenizer.decode(reference[:n]) for s in STOP_STRINGS)
+        assert truncated == (not ended) and (ended or n == 12)
+
+
+def _reply(i):
+    return f'<reply agent="phy" skill="mcs">{{"qm": {2 * i + 2}, "code_rate_x1024": 378}}</reply>'
+
+
+def test_resumed_prefix_continues_like_the_original(model, tokenizer):
+    messages = _messages(tokenizer)
+    original = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3)
+    original.begin(SYSTEM, TASKS[:3], messages)
+    original.act([0, 1, 2])
+    first_turn = [original.trajectory(i) for i in range(3)]
+    for i in range(3):
+        original.observe(i, _reply(i))
+    forks = [original.trajectory(i) for i in range(3)]  # just before the second core turn
+    original.act([0, 1, 2])
+    full = [original.trajectory(i) for i in range(3)]
+
+    resumed = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3)
+    resumed.begin(SYSTEM, TASKS[:3], messages, resume=[forks[0], None, forks[2]])
+    resumed.act([0, 1, 2])  # episodes 0 and 2 write their second turn, episode 1 its first
+    for i, expected in ((0, full[0]), (1, first_turn[1]), (2, full[2])):
+        got = resumed.trajectory(i)
+        assert got.completion_ids == expected.completion_ids and got.env_mask == expected.env_mask
+        assert got.logprobs == pytest.approx(expected.logprobs, abs=1e-4)
+        assert got.entropies == pytest.approx(expected.entropies, abs=1e-4)
+        _assert_matches_teacher_forcing(model, got)
+    resumed.observe(1, _reply(1))
+    resumed.act([1])  # a batch of one row that was not at the front of the key/value buffers
+    assert resumed.trajectory(1).completion_ids == full[1].completion_ids
+
+    with pytest.raises(ValueError, match="prompt"):
+        resumed.begin(SYSTEM, TASKS[:3], messages, resume=[forks[1], None, None])
+
+
+def test_sampling_is_reproducible_and_tempered(model, tokenizer):
+    def sample(seed):
+        policy = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3, temperature=0.7)
+        policy.begin(SYSTEM, TASKS[:3], _messages(tokenizer))
+        torch.manual_seed(seed)
+        policy.act([0, 1, 2])
+        return [policy.trajectory(i) for i in range(3)]
+
+    first, again, other = sample(0), sample(0), sample(1)
+    assert [t.completion_ids for t in first] == [t.completion_ids for t in again]
+    assert [t.completion_ids for t in first] != [t.completion_ids for t in other]
+    for trajectory in first:  # log-probs and entropies are of the tempered distribution the tokens came from
+        assert all(e > 0 for e in trajectory.entropies)
+        _assert_matches_teacher_forcing(model, trajectory, temperature=0.7)

@@ -61,15 +61,17 @@ class Event(BaseModel):
 class Trajectory(BaseModel):
     """Token-level record of an episode, never re-tokenised: ``env_mask`` is 1 exactly on core-generated tokens.
 
+    ``entropies`` is the entropy (nats) of the distribution each generated token was drawn from, 0.0 elsewhere.
     ``to_trl()`` gives TRL's ``rollout_func`` fields (prompt_ids, completion_ids, logprobs, env_mask)."""
 
     prompt_ids: list[int]
     completion_ids: list[int]
     env_mask: list[int]
     logprobs: list[float]
+    entropies: list[float] = []
 
     def to_trl(self) -> dict[str, list]:
-        return self.model_dump()
+        return self.model_dump(exclude={"entropies"})
 
 
 class EpisodeResult(BaseModel):
