@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from netgpt.protocol.cli import agents_app
+from netgpt.serve.cli import serve_command
 
 app = typer.Typer(help="NetGPT: an LLM core and its network agents, and the NetGPT-Bench benchmark.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,6 +25,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(agents_app, name="agents")
 agent_app = typer.Typer(help="Talk to one agent from the shell.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
+app.command("serve")(serve_command)
 console = Console(stderr=True)
 
 
@@ -323,6 +325,48 @@ def sft_command(
         train_sft(cfg, model, tokenizer, data, progress=lambda row: progress.update(
             bar, advance=1, description=f"sft loss {row['loss']:.3f}"))
     console.print(f"[green]saved[/] {cfg.out / 'model'} (evaluate with: netgpt eval --policy {cfg.out / 'model'})")
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="RL YAML (configs/rl-cpu.yaml)")] = Path(
+        "configs/rl-cpu.yaml"),
+    resume: Annotated[bool, typer.Option(help="continue from the newest checkpoint in the run directory")] = False,
+    model: Annotated[str | None, typer.Option(help="starting policy (overrides the config)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="total steps (overrides the config)")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed (overrides the config)")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
+) -> None:
+    """Agentic RL: group rollouts with entropy-guided branching, multi-objective reward, masked PPO-clip loss."""
+    from netgpt.eval.harness import environment_info
+    from netgpt.rl.config import RLConfig
+    from netgpt.rl.trainer import RLTrainer, plot_training_curves
+
+    cfg = RLConfig.load(config, model=model, out=out, steps=steps, seed=seed, device=device, dtype=dtype)
+    trainer = RLTrainer(cfg, status=lambda m: console.print(f"[dim]{m}"))
+    try:
+        if resume and trainer.resume():
+            console.print(f"resumed at step {trainer.step} from {cfg.out}")
+        elif resume:
+            console.print(f"[yellow]no checkpoint in {cfg.out}: starting from step 0")
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "run.json").write_text(json.dumps({
+            "command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"), "resumed_at": trainer.step,
+            "environment": environment_info()}, indent=2))
+        with _progress() as progress:
+            bar = progress.add_task("rl", total=cfg.steps, completed=trainer.step)
+            trainer.train(progress=lambda row: progress.update(bar, advance=1, description=(
+                f"rl score {row['score']:.3f} acc {row['accuracy']:.2f} calls {row['calls_per_task']:.2f} "
+                f"{row['step_s']:.0f}s/step")))
+    finally:
+        trainer.close()
+    rows = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines() if line]
+    if rows:
+        plot_training_curves(rows, cfg.out / "training_curves.png")
+    console.print(f"[green]done[/] {cfg.out} (evaluate with: netgpt eval --policy "
+                  f"{cfg.out}/checkpoint-{cfg.steps:06d}/model)")
 
 
 @app.command("compare")

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
-from netgpt.core.forward import common_prefix_length, shared_prefix_logits
+from netgpt.core.forward import common_prefix_length, predicting_hidden
 from netgpt.core.model import save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
 from netgpt.tasks.generate import training_stream
@@ -108,15 +108,11 @@ def masked_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean negative log-likelihood over the tokens the core itself writes (``loss_mask`` 1).
 
     Prompt and agent-reply tokens are context, never targets: the loss mask is the same data the rollout produces
-    as ``env_mask``, so SFT and RL optimise exactly the same positions. Prompt tokens are never targets, so the
-    logit predicting the first token after the shared prefix is not needed."""
-    _, logits = shared_prefix_logits(model, batch["prefix_ids"].tolist(), batch["input_ids"],
-                                     batch["attention_mask"])
-    targets = batch["input_ids"][:, 1:]
-    mask = batch["loss_mask"][:, 1:].float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                            targets.reshape(-1), reduction="none").view_as(mask)
-    return (nll * mask).sum() / mask.sum().clamp(min=1.0)
+    as ``env_mask``, so SFT and RL optimise exactly the same positions (and only those need logits)."""
+    hidden = predicting_hidden(model, batch["prefix_ids"].tolist(), batch["input_ids"], batch["attention_mask"])
+    targets = batch["loss_mask"].bool()
+    logits = model.get_output_embeddings()(hidden[targets]).float()
+    return torch.nn.functional.cross_entropy(logits, batch["input_ids"][targets])
 
 
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None) -> list[dict]:

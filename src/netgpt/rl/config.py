@@ -1,0 +1,85 @@
+"""What an RL run is: one YAML file (``configs/rl-cpu.yaml``) loaded into :class:`RLConfig`.
+
+Option names follow TRL's ``GRPOConfig`` where the meaning is the same (``num_generations``, ``beta``, ``epsilon``,
+``epsilon_high``, ``loss_type``, ``scale_rewards``, ``top_entropy_quantile``, ``reward_weights``,
+``num_iterations``, ``max_grad_norm``, ``save_steps``), so a TRL user can read a config at a glance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from netgpt.reward import Budget, RewardWeights
+
+
+class BranchingConfig(BaseModel):
+    """ARPO-style adaptive branching (entropy-guided exploration, part a)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    threshold: float = Field(0.5, description="fork when the entropy after an agent reply exceeds the entropy of "
+                                               "the turn that made the call by more than this many nats")
+    probe_tokens: int = Field(8, ge=1, description="leading tokens of a turn whose mean entropy is compared")
+    max_branches: int = Field(2, ge=0, description="extra partial rollouts per group (the group budget)")
+
+
+class RLConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="starting policy: model id or path (an SFT checkpoint's model/ "
+                                                "dir); default SmolLM2-135M-Instruct")
+    out: Path = Path("runs/rl")
+    seed: int = 0
+    data_seed: int = Field(1, description="training-stream seed (SFT uses 0, so RL sees other tasks)")
+    families: list[str] | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    # rollouts
+    steps: int = Field(30, ge=1)
+    tasks_per_step: int = Field(4, ge=1)
+    num_generations: int = Field(4, ge=2, description="group size G: rollouts per task")
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(64, ge=4, description="per core turn")
+    max_turns: int = Field(4, ge=1)
+    branching: BranchingConfig = Field(default_factory=BranchingConfig)
+
+    # reward and advantages
+    reward_weights: RewardWeights = Field(default_factory=RewardWeights)
+    budget: Budget = Field(default_factory=Budget)
+    scale_rewards: bool = Field(True, description="divide advantages by the group std (GRPO); False = Dr. GRPO")
+
+    # loss
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float | None = Field(None, description="upper clip (DAPO clip-higher); default = epsilon")
+    beta: float = Field(0.0, ge=0, description="KL coefficient against the starting policy (0: no reference model)")
+    entropy_coef: float = Field(0.0, ge=0, description="entropy bonus on the core's tokens")
+    top_entropy_quantile: float = Field(1.0, gt=0, le=1, description="train only the top-ρ highest-entropy core "
+                                                                     "tokens (entropy-guided, part b); 1 = all")
+    num_iterations: int = Field(1, ge=1, description="optimisation passes over each batch of rollouts (μ)")
+
+    # optimisation
+    train: Literal["full", "top_layers", "lora"] = "top_layers"
+    top_layers: int = Field(4, ge=1)
+    lora_r: int = Field(16, ge=1)
+    learning_rate: float = Field(2e-5, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+
+    # bookkeeping
+    save_steps: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = Field(2, ge=1)
+    export_model: bool = Field(True, description="save a loadable model/ directory in every checkpoint")
+
+    @property
+    def max_completion_tokens(self) -> int:
+        return self.max_turns * self.max_new_tokens
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> RLConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)

@@ -1,0 +1,276 @@
+"""The RL trainer: a compact loop, readable top to bottom, written against ``accelerate``.
+
+One step::
+
+    tasks (training stream, position = step)           ── data
+    → collect_rollouts: G episodes per task + forks     ── rollout.py (entropy-guided branching)
+    → reward terms per episode (netgpt.reward)          ── multi-objective reward
+    → group_relative_advantages                         ── advantages.py
+    → group_token_logprobs + masked_policy_loss         ── loss.py (masked loss), ``num_iterations`` passes
+    → clip, optimiser step; metrics; checkpoint every ``save_steps``
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from netgpt.core.episode import EpisodeConfig, EpisodeResult
+from netgpt.core.llm import LLMPolicy
+from netgpt.core.model import load_model, select_trainable
+from netgpt.rl.advantages import group_relative_advantages
+from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from netgpt.rl.config import RLConfig
+from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
+from netgpt.rl.rollout import Rollout, collect_rollouts
+from netgpt.tasks.generate import training_task
+from netgpt.tasks.schema import Task
+
+RewardFn = Callable[[EpisodeResult], float]
+
+
+def total_reward(result: EpisodeResult) -> float:
+    return result.reward.total
+
+
+class RLTrainer:
+    """``RLTrainer(config).train()``; pass ``model``/``tokenizer`` to train an in-memory model (tests, notebooks)
+    and ``reward_fn`` to optimise something other than the multi-objective total (ablations, toy tasks)."""
+
+    def __init__(self, config: RLConfig, model=None, tokenizer=None, registry=None, reward_fn: RewardFn = total_reward,
+                 status: Callable[[str], None] = lambda _: None):
+        from accelerate import Accelerator
+
+        from netgpt.protocol import AgentRegistry
+        from netgpt.protocol.config import builtin_faults
+
+        self.config = config
+        self.reward_fn = reward_fn
+        self.accelerator = Accelerator(cpu=config.device == "cpu")
+        torch.manual_seed(config.seed)
+        if model is None:
+            model, tokenizer = load_model(config.model, device=str(self.accelerator.device), dtype=config.dtype,
+                                          status=status)
+        self.tokenizer = tokenizer
+        self.reference = None
+        if config.beta > 0:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        model = select_trainable(model, config.train, config.top_layers, config.lora_r)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self._owns_registry = registry is None
+        self.registry = registry or AgentRegistry.from_config(
+            None, faults=builtin_faults().model_copy(update={"seed": config.seed}))
+        self.episode = EpisodeConfig(max_turns=config.max_turns, budget=config.budget,
+                                     reward_weights=config.reward_weights)
+        self.step = 0
+        self.out = config.out
+        self.metrics_path = self.out / "metrics.jsonl"
+
+    # ------------------------------------------------------------------ data
+    def tasks_for(self, step: int) -> list[Task]:
+        """Training-stream tasks of ``step``; each process of a multi-GPU run takes its own slice."""
+        n, acc = self.config.tasks_per_step, self.accelerator
+        first = (step * acc.num_processes + acc.process_index) * n
+        return [training_task(self.config.data_seed, first + k, self.config.families) for k in range(n)]
+
+    def _count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    # ------------------------------------------------------------------ one step
+    def rollout(self, step: int) -> tuple[list[Rollout], dict]:
+        cfg = self.config
+        policy_model = self.accelerator.unwrap_model(self.model).eval()
+        # a fresh policy every step: its cached system-prompt KV was computed with the previous weights
+        policy = LLMPolicy(policy_model, self.tokenizer, name="rl", temperature=cfg.temperature,
+                           max_new_tokens=cfg.max_new_tokens,
+                           batch_size=cfg.tasks_per_step * (cfg.num_generations + cfg.branching.max_branches))
+        rollouts, branch = collect_rollouts(self.tasks_for(step), policy, self.registry, self.episode,
+                                            cfg.num_generations, cfg.branching, self._count_tokens,
+                                            session_prefix=f"rl{step}")
+        return rollouts, {"branch_eligible": branch.eligible, "branch_fired": branch.fired,
+                          "branch_taken": branch.taken, "branching_rate": branch.rate}
+
+    def update(self, rollouts: list[Rollout]) -> dict:
+        """Advantages, then ``num_iterations`` passes of the masked loss over the groups, one optimiser step each."""
+        cfg, device = self.config, self.accelerator.device
+        rewards = [self.reward_fn(r.result) for r in rollouts]
+        advantages = group_relative_advantages(rewards, [r.group for r in rollouts], cfg.scale_rewards)
+        groups: dict[int, list[int]] = {}
+        for index, r in enumerate(rollouts):
+            groups.setdefault(r.group, []).append(index)
+        # a group whose rewards are all equal has no policy gradient; skip its forward pass unless KL/entropy act
+        if cfg.beta == 0 and cfg.entropy_coef == 0:
+            groups = {g: m for g, m in groups.items() if advantages[m].abs().max() > 0}
+        if not groups:
+            return {"loss": 0.0, "grad_norm": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
+                    "policy_token_fraction": 0.0, "trained_groups": 0}
+        masks = {g: _padded([rollouts[i].trajectory.env_mask for i in m], device) for g, m in groups.items()}
+        policy_masks = self._entropy_selection(rollouts, groups, masks)
+        norms = dict(zip(groups, loss_normaliser(list(masks.values()), cfg.loss_type, cfg.max_completion_tokens)))
+        self.model.train()
+        stats_rows, losses, grad_norm = [], [], 0.0
+        for _ in range(cfg.num_iterations):
+            total = 0.0
+            for k, (group, members) in enumerate(groups.items()):
+                last = k == len(groups) - 1
+                with self.accelerator.no_sync(self.model) if not last else nullcontext():
+                    loss, stats = self._group_loss(rollouts, members, advantages, masks[group],
+                                                   policy_masks[group], norms[group].to(device))
+                    self.accelerator.backward(loss)
+                total += loss.item()
+                stats_rows.append(stats)
+            grad_norm = float(self.accelerator.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.append(total)
+        core_tokens = sum(float(m.sum()) for m in masks.values())
+        return {"loss": statistics.fmean(losses), "grad_norm": grad_norm,
+                "entropy": statistics.fmean(s.entropy for s in stats_rows),
+                "kl": statistics.fmean(s.kl for s in stats_rows),
+                "clip_fraction": statistics.fmean(s.clip_fraction for s in stats_rows),
+                "policy_token_fraction": sum(float(m.sum()) for m in policy_masks.values()) / max(core_tokens, 1.0),
+                "trained_groups": len(groups)}
+
+    def _entropy_selection(self, rollouts, groups, masks) -> dict[int, torch.Tensor]:
+        """Policy-loss mask: the core's tokens, or only its top-ρ highest-entropy ones (entropies from the rollout,
+        i.e. the behaviour policy, thresholded over the whole batch as TRL does)."""
+        rho = self.config.top_entropy_quantile
+        if rho >= 1.0:
+            return masks
+        device = self.accelerator.device
+        entropies = {g: _padded([rollouts[i].trajectory.entropies for i in m], device, torch.float32)
+                     for g, m in groups.items()}
+        pooled = torch.cat([entropies[g][masks[g].bool()] for g in groups])
+        threshold = torch.quantile(pooled, 1.0 - rho) if pooled.numel() else 0.0
+        return {g: masks[g] * (entropies[g] >= threshold).float() for g in groups}
+
+    def _group_loss(self, rollouts, members, advantages, core_mask, policy_mask, normaliser):
+        cfg, device = self.config, self.accelerator.device
+        trajectories = [rollouts[i].trajectory for i in members]
+        prompt = trajectories[0].prompt_ids
+        if any(t.prompt_ids != prompt for t in trajectories):
+            raise ValueError("rollouts of one group must share their prompt")
+        completions = [t.completion_ids for t in trajectories]
+        # entropy is always logged; it needs a gradient only as a bonus term
+        logprobs, entropy = group_token_logprobs(self.model, prompt, completions, core_mask, cfg.temperature,
+                                                 with_entropy=True, entropy_grad=cfg.entropy_coef > 0)
+        ref = None
+        if self.reference is not None:
+            with torch.no_grad():
+                ref, _ = group_token_logprobs(self.reference, prompt, completions, core_mask, cfg.temperature)
+        old = _padded([t.logprobs for t in trajectories], device, torch.float32)
+        return masked_policy_loss(logprobs, old, advantages[members].to(device), core_mask, policy_mask, normaliser,
+                                  cfg.epsilon, cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon,
+                                  cfg.beta, ref, cfg.entropy_coef, entropy)
+
+    def train_step(self) -> dict:
+        start = time.perf_counter()
+        rollouts, branch = self.rollout(self.step)
+        rollout_s = time.perf_counter() - start
+        update = self.update(rollouts)
+        row = {"step": self.step, **_episode_metrics(rollouts), **branch, **update, "rollout_s": rollout_s,
+               "update_s": time.perf_counter() - start - rollout_s, "step_s": time.perf_counter() - start}
+        self.step += 1
+        return row
+
+    # ------------------------------------------------------------------ the run
+    def resume(self) -> bool:
+        """Continue from the newest complete checkpoint in ``out``; False when there is none."""
+        checkpoints = list_checkpoints(self.out)
+        if not checkpoints:
+            return False
+        self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
+        if self.metrics_path.exists():  # rows a killed run logged after its last checkpoint are redone
+            rows = [line for line in self.metrics_path.read_text().splitlines()
+                    if line and json.loads(line)["step"] < self.step]
+            self.metrics_path.write_text("".join(r + "\n" for r in rows))
+        return True
+
+    def train(self, progress: Callable[[dict], None] = lambda row: None) -> list[dict]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
+        main = self.accelerator.is_main_process
+        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step) if main else None
+        rows = []
+        try:
+            with open(self.metrics_path, "a") as log:
+                while self.step < self.config.steps:
+                    row = self.train_step()
+                    rows.append(row)
+                    if main:
+                        log.write(json.dumps(row) + "\n")
+                        log.flush()
+                        for key, value in row.items():
+                            if key != "step":
+                                writer.add_scalar(key, value, row["step"])
+                        if self.step % self.config.save_steps == 0 or self.step == self.config.steps:
+                            save_checkpoint(self.out, self.step, self.accelerator.unwrap_model(self.model),
+                                            self.optimizer, self.tokenizer, self.config.export_model,
+                                            self.config.keep_checkpoints)
+                    progress(row)
+        finally:
+            if writer:
+                writer.close()
+        return rows
+
+    def close(self) -> None:
+        if self._owns_registry:
+            self.registry.close()
+
+
+def _padded(rows, device, dtype=torch.float32) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.zeros((len(rows), width), dtype=dtype, device=device)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=dtype, device=device)
+    return out
+
+
+def _episode_metrics(rollouts: list[Rollout]) -> dict:
+    """Score and behaviour of the step's group rollouts (forks excluded: they are not a sample of the policy)."""
+    results = [r.result for r in rollouts if r.parent is None]
+    actions = [e for r in results for e in r.events if e.kind != "answer"]
+    invalid = [e for e in actions if e.kind == "issue" or e.error_code in ("invalid_args", "unknown_agent",
+                                                                           "unknown_skill")]
+    return {"score": statistics.fmean(r.reward.total for r in results),
+            "accuracy": statistics.fmean(r.reward.quality for r in results),
+            "coordination": statistics.fmean(r.reward.coordination for r in results),
+            "resource": statistics.fmean(r.reward.resource for r in results),
+            "calls_per_task": len(actions) / len(results),
+            "invalid_call_rate": len(invalid) / len(actions) if actions else 0.0,
+            "answered_rate": statistics.fmean(r.answer is not None for r in results),
+            "generated_tokens": sum(r.cost.tokens for r in results),
+            "rollouts": len(rollouts)}
+
+
+def plot_training_curves(rows: list[dict], path: Path) -> None:
+    """One PNG with the curves a reader checks first: reward, accuracy, calls, entropy, KL/clip, step time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("score", "score (mean total reward)"), ("accuracy", "accuracy"), ("calls_per_task", "calls / task"),
+              ("entropy", "entropy (nats/token)"), ("clip_fraction", "clip fraction"), ("step_s", "step time (s)")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    steps = [r["step"] for r in rows]
+    for ax, (key, title) in zip(axes.flat, panels):
+        ax.plot(steps, [r[key] for r in rows], marker=".", linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
