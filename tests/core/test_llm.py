@@ -143,3 +143,17 @@ def test_sampling_is_reproducible_and_tempered(model, tokenizer):
     for trajectory in first:  # log-probs and entropies are of the tempered distribution the tokens came from
         assert all(e > 0 for e in trajectory.entropies)
         _assert_matches_teacher_forcing(model, trajectory, temperature=0.7)
+
+
+def test_lora_wrapped_model_decodes_through_its_adapters(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(tiny_model(tokenizer, seed=2), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, p in lora.named_parameters():
+        if "lora_B" in name:  # non-zero adapters, so that decoding without them would differ
+            torch.nn.init.normal_(p, std=0.5)
+    policy = LLMPolicy(lora, tokenizer, max_new_tokens=6, batch_size=2)
+    policy.begin(SYSTEM, TASKS[:2], _messages(tokenizer)[:2])
+    policy.act([0, 1])
+    for i in range(2):
+        _assert_matches_teacher_forcing(lora, policy.trajectory(i))
