@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean data
+.PHONY: demo test install clean data bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# The headline benchmark (hours on a 2-core CPU; resumable: finished stages are skipped).
+bench: $(STAMP)
+	$(BIN)/netgpt bench --config configs/bench-cpu.yaml
 
 # Regenerate the committed benchmark splits (deterministic; `netgpt tasks check` verifies them).
 data: $(STAMP)

@@ -369,6 +369,32 @@ def train_command(
                   f"{cfg.out}/checkpoint-{cfg.steps:06d}/model)")
 
 
+@app.command("bench")
+def bench_command(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="bench YAML")] = Path(
+        "configs/bench-cpu.yaml"),
+    dry_run: Annotated[bool, typer.Option(help="list the stages and whether each is done; run nothing")] = False,
+    summarise_only: Annotated[bool, typer.Option(help="only rebuild results/benchmark.* from finished stages")] = False,
+) -> None:
+    """The headline benchmark: baselines, SFT(teacher), SFT(oracle), RL seeds; finished stages are skipped."""
+    from netgpt.eval.bench import BenchConfig, plan, run_stages, summarise
+
+    cfg = BenchConfig.load(config)
+    stages = plan(cfg)
+    if dry_run:
+        for stage in stages:
+            console.print(f"[{'done' if stage.output.exists() else 'todo'}] {stage.name}: "
+                          f"{' '.join(stage.command[2:])}", markup=False)
+        return
+    failed = [] if summarise_only else run_stages(stages, cfg.runs / "bench.log", lambda m: console.print(m,
+                                                                                                          markup=False))
+    summary = summarise(cfg)
+    Console().print((Path("results") / "benchmark.md").read_text(), markup=False)
+    console.print(f"policies measured on test: {', '.join(k for k in summary['splits'].get('test', {}))}")
+    if failed:
+        raise typer.Exit(f"failed stages: {', '.join(failed)}")
+
+
 @app.command("compare")
 def compare_command(runs: Annotated[list[Path], typer.Argument(help="run directories")]) -> None:
     """Side-by-side tables of several runs."""

@@ -1,0 +1,284 @@
+"""The headline benchmark: every policy of the paper's comparison on the same fixed splits, from scratch.
+
+Stages (each one a ``netgpt`` command a user can run alone; a stage whose output already exists is skipped, so a
+killed bench resumes where it stopped)::
+
+    netgpt eval  --policy oracle|always|random|never|prompt         (baselines)
+    netgpt sft   --teacher always  → sft_teacher;  --teacher oracle → sft_oracle
+    netgpt train --seed S --model <init>   for each RL seed
+    netgpt eval  --policy <each trained model>
+    → results/benchmark.json, results/benchmark.md, results/benchmark.png
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from netgpt.eval.harness import Aggregate, load_aggregate
+
+RESULTS = Path("results")
+ORDER = ("prompt", "never", "random", "always", "sft_teacher", "sft_oracle", "rl", "oracle")
+
+
+class SFTStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: Path = Path("configs/sft-cpu.yaml")
+    n_tasks: int | None = None
+
+
+class RLStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: Path = Path("configs/rl-cpu.yaml")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    init: Literal["sft_oracle", "sft_teacher", "base"] = "sft_oracle"
+
+
+class EvalStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = 16
+    max_new_tokens: int = 64
+
+
+class BenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: Path = Path("runs/bench")
+    results: Path = Path("results/bench")
+    splits: list[str] = Field(default_factory=lambda: ["test", "ood"])
+    limit: int | None = None
+    heuristics: list[str] = Field(default_factory=lambda: ["oracle", "always", "random", "never"])
+    prompt_baseline: bool = True
+    sft: SFTStage = Field(default_factory=SFTStage)
+    rl: RLStage = Field(default_factory=RLStage)
+    eval: EvalStage = Field(default_factory=EvalStage)
+
+    @classmethod
+    def load(cls, path: Path) -> BenchConfig:
+        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+class Stage(BaseModel):
+    name: str
+    command: list[str]
+    output: Path = Field(description="the stage is done when this file exists")
+
+
+def _netgpt(*args: str) -> list[str]:
+    return [sys.executable, "-m", "netgpt.cli", *args]
+
+
+def rl_model(config: BenchConfig, seed: int) -> Path:
+    """The RL checkpoint that gets evaluated: the last one of the run."""
+    steps = _rl_steps(config)
+    return config.runs / f"rl-s{seed}" / f"checkpoint-{steps:06d}" / "model"
+
+
+def _rl_steps(config: BenchConfig) -> int:
+    return int((yaml.safe_load(config.rl.config.read_text()) or {}).get("steps", 30))
+
+
+def plan(config: BenchConfig) -> list[Stage]:
+    """Every stage in dependency order."""
+    stages: list[Stage] = []
+    limit = ["--limit", str(config.limit)] if config.limit else []
+
+    def evaluate(name: str, policy: str, extra: tuple[str, ...] = ()) -> None:
+        for split in config.splits:
+            out = config.results / f"{name}-{split}"
+            stages.append(Stage(name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
+                "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra)))
+
+    llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
+    for name in config.heuristics:
+        evaluate(name, name, llm if name == "never" else ())
+    if config.prompt_baseline:
+        evaluate("prompt", "prompt", llm)
+    trained: dict[str, Path] = {}
+    for teacher, name in (("always", "sft_teacher"), ("oracle", "sft_oracle")):
+        run = config.runs / name
+        sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run)]
+        if config.sft.n_tasks:
+            sft += ["--n-tasks", str(config.sft.n_tasks)]
+        stages.append(Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
+        trained[name] = run / "model"
+        evaluate(name, str(run / "model"), llm)
+    init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
+    for seed in config.rl.seeds:
+        run = config.runs / f"rl-s{seed}"
+        stages.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
+                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
+                                            "--out", str(run), "--resume", *init)))
+        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm)
+    return stages
+
+
+def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> list[str]:
+    """Run the missing stages in order; a failed stage is reported and the bench goes on with the others."""
+    failed: list[str] = []
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        if stage.output.exists():
+            echo(f"[done] {stage.name}")
+            continue
+        echo(f"[run ] {stage.name}: {' '.join(stage.command[2:])}")
+        with open(log, "a") as sink:
+            sink.write(f"\n=== {stage.name}: {' '.join(stage.command)}\n")
+            sink.flush()
+            code = subprocess.run(stage.command, stdout=sink, stderr=subprocess.STDOUT).returncode
+        if code != 0 or not stage.output.exists():
+            failed.append(stage.name)
+            echo(f"[FAIL] {stage.name} (exit {code}; see {log})")
+    return failed
+
+
+def _load(path: Path) -> Aggregate | None:
+    return load_aggregate(path) if (path / "results.json").is_file() else None
+
+
+def summarise(config: BenchConfig, out: Path = RESULTS) -> dict:
+    """``benchmark.json`` (policy → aggregate per split; ``rl`` also per seed), ``benchmark.md`` and the plot."""
+    summary: dict = {"splits": {}, "limit": config.limit, "rl_seeds": config.rl.seeds, "rl_init": config.rl.init}
+    for split in config.splits:
+        policies: dict[str, dict] = {}
+        names = config.heuristics + (["prompt"] if config.prompt_baseline else []) + ["sft_teacher", "sft_oracle"]
+        for name in names:
+            agg = _load(config.results / f"{name}-{split}")
+            if agg:
+                policies[name] = agg.model_dump()
+        seeds = {s: _load(config.results / f"rl-s{s}-{split}") for s in config.rl.seeds}
+        done = {s: a for s, a in seeds.items() if a}
+        if done:
+            scores = [a.score for a in done.values()]
+            mean = {k: statistics.fmean(getattr(a, k) for a in done.values())
+                    for k in ("score", "accuracy", "calls_per_task", "invalid_call_rate", "latency_ms", "bytes",
+                              "tokens", "answered_rate", "coordination", "resource")}
+            families = sorted({f for a in done.values() for f in a.per_family})
+            policies["rl"] = {**mean, "policy": "rl", "n": next(iter(done.values())).n,
+                              "score_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                              "seeds": {str(s): a.score for s, a in done.items()},
+                              "per_family": {f: {"score": statistics.fmean(a.per_family[f].score for a in done.values()
+                                                                           if f in a.per_family)} for f in families}}
+        summary["splits"][split] = {k: policies[k] for k in ORDER if k in policies}
+    summary["targets"] = _targets(summary["splits"].get("test", {}))
+    summary["training"] = _training(config)
+    # the issue's contract: the top level maps each policy to its aggregate on the test split
+    summary.update(summary["splits"].get("test", {}))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "benchmark.md").write_text(_markdown(summary, config))
+    _plot(summary, out / "benchmark.png")
+    return summary
+
+
+def _targets(test: dict) -> dict:
+    """The issue's targets, evaluated on what was measured (None where a policy is missing)."""
+    def score(name):
+        return test[name]["score"] if name in test else None
+
+    rl, oracle, prompt = score("rl"), score("oracle"), score("prompt")
+    out: dict = {}
+    if rl is None:
+        return out
+    if oracle is not None:
+        out["rl_vs_oracle"] = {"value": rl / oracle, "target": 0.9, "met": rl >= 0.9 * oracle}
+    if prompt is not None:
+        out["rl_vs_prompt"] = {"value": rl / prompt if prompt else None, "target": 3.6, "met": rl >= 3.6 * prompt}
+    for sft in ("sft_teacher", "sft_oracle"):
+        s = score(sft)
+        if s is None or oracle is None:
+            continue
+        if oracle - s <= 0.10:  # already close to the oracle: RL must close half the remaining gap
+            need = s + 0.5 * (oracle - s)
+        else:
+            need = s + 0.10
+        out[f"rl_vs_{sft}"] = {"value": rl - s, "required_rl_score": need, "met": rl >= need}
+    if "always" in test:
+        a = test["always"]
+        out["rl_fewer_calls_than_always"] = {"rl": test["rl"]["calls_per_task"], "always": a["calls_per_task"],
+                                             "met": test["rl"]["calls_per_task"] < a["calls_per_task"]
+                                             and rl > a["score"]}
+    return out
+
+
+def _training(config: BenchConfig) -> dict:
+    """Wall time and final metrics of each training run, from its metrics.jsonl."""
+    out = {}
+    runs = {"sft_teacher": config.runs / "sft_teacher", "sft_oracle": config.runs / "sft_oracle",
+            **{f"rl-s{s}": config.runs / f"rl-s{s}" for s in config.rl.seeds}}
+    for name, run in runs.items():
+        path = run / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        if rows:
+            out[name] = {"steps": len(rows), "wall_s": sum(r["step_s"] for r in rows), "last": rows[-1]}
+    return out
+
+
+COLUMNS = (("score", "{:.3f}"), ("accuracy", "{:.3f}"), ("calls_per_task", "{:.2f}"), ("invalid_call_rate", "{:.3f}"),
+           ("latency_ms", "{:.0f}"), ("bytes", "{:.0f}"), ("tokens", "{:.0f}"))
+
+
+def _markdown(summary: dict, config: BenchConfig) -> str:
+    lines = ["# NetGPT-Bench: headline benchmark", "",
+             f"`make bench` (configs/bench-cpu.yaml); RL = mean over seeds {config.rl.seeds}, started from "
+             f"{config.rl.init}." + (f" Evaluated on the first {config.limit} tasks of each split." if config.limit
+                                     else ""), ""]
+    for split, policies in summary["splits"].items():
+        lines += [f"## {split}", "", "| policy | n | " + " | ".join(c for c, _ in COLUMNS) + " |",
+                  "|" + "---|" * (len(COLUMNS) + 2)]
+        for name, agg in policies.items():
+            cells = [fmt.format(agg[c]) for c, fmt in COLUMNS]
+            if name == "rl" and len(agg["seeds"]) > 1:
+                cells[0] += f" ± {agg['score_std']:.3f}"
+            lines.append(f"| {name} | {agg['n']} | " + " | ".join(cells) + " |")
+        families = sorted({f for a in policies.values() for f in a["per_family"]})
+        if families:
+            lines += ["", "| family | " + " | ".join(policies) + " |", "|" + "---|" * (len(policies) + 1)]
+            for f in families:
+                cells = [f"{a['per_family'][f]['score']:.3f}" if f in a["per_family"] else "–"
+                         for a in policies.values()]
+                lines.append(f"| {f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if summary["targets"]:
+        lines += ["## Targets (test split)", "", "| target | measured | met |", "|---|---|---|"]
+        for name, t in summary["targets"].items():
+            measured = {k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in t.items() if k != "met"}
+            lines.append(f"| {name} | {measured} | {'yes' if t['met'] else 'no'} |")
+        lines.append("")
+    if summary["training"]:
+        lines += ["## Training runs", "", "| run | steps | wall (min) |", "|---|---|---|"]
+        for name, t in summary["training"].items():
+            lines.append(f"| {name} | {t['steps']} | {t['wall_s'] / 60:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = list(summary["splits"])
+    fig, axes = plt.subplots(1, max(1, len(splits)), figsize=(6 * max(1, len(splits)), 3.8), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        policies = summary["splits"][split]
+        names = list(policies)
+        ax.bar(names, [policies[n]["score"] for n in names],
+               yerr=[policies[n].get("score_std", 0.0) for n in names], color="#4c72b0", capsize=4)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("score (mean total reward)")
+        ax.set_title(f"NetGPT-Bench {split}")
+        ax.tick_params(axis="x", rotation=40)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""make bench: the stage plan, resumption, and the summary built from real (small) evaluation runs."""
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from netgpt.eval.bench import BenchConfig, plan, run_stages, summarise
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path, **kw) -> BenchConfig:
+    rl = tmp_path / "rl.yaml"
+    rl.write_text(yaml.safe_dump({"steps": 7}))
+    base = dict(runs=tmp_path / "runs", results=tmp_path / "results", splits=["dev"], limit=24,
+                heuristics=["oracle", "always", "random"], prompt_baseline=False,
+                rl={"config": str(rl), "seeds": [0, 1], "init": "sft_oracle"})
+    base.update(kw)
+    return BenchConfig.model_validate(base)
+
+
+def test_plan_orders_stages_by_dependency(tmp_path):
+    cfg = _config(tmp_path)
+    names = [s.name for s in plan(cfg)]
+    assert names.index("sft sft_oracle") < names.index("rl seed 0") < names.index("eval rl-s0 on dev")
+    train = next(s for s in plan(cfg) if s.name == "rl seed 1").command
+    assert train[train.index("--model") + 1] == str(cfg.runs / "sft_oracle" / "model")
+    assert "--resume" in train and train[train.index("--seed") + 1] == "1"
+    evaluate = next(s for s in plan(cfg) if s.name == "eval rl-s1 on dev").command
+    assert evaluate[evaluate.index("--policy") + 1].endswith("rl-s1/checkpoint-000007/model")
+    assert evaluate[evaluate.index("--limit") + 1] == "24"
+
+
+def test_scripted_stages_run_resume_and_summarise(tmp_path):
+    cfg = _config(tmp_path)
+    stages = [s for s in plan(cfg) if s.name.startswith("eval") and s.name.split()[1] in cfg.heuristics]
+    stages = [s.model_copy(update={"command": [sys.executable, *s.command[1:]]}) for s in stages]
+    messages = []
+    assert run_stages(stages, tmp_path / "bench.log", messages.append) == []
+    assert run_stages(stages, tmp_path / "bench.log", messages.append) == []  # second time: all skipped
+    assert sum(m.startswith("[done]") for m in messages) == len(stages)
+    summary = summarise(cfg, out=tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert set(data["splits"]["dev"]) == {"oracle", "always", "random"} and data["limit"] == 24
+    assert data["splits"]["dev"]["oracle"]["n"] == 24
+    assert data["splits"]["dev"]["oracle"]["score"] > data["splits"]["dev"]["random"]["score"]
+    assert summary["targets"] == {}  # no RL run yet: no target is claimed
+    assert (tmp_path / "out" / "benchmark.png").exists() and "| oracle | 24 |" in (
+        tmp_path / "out" / "benchmark.md").read_text()
+
+
+def test_targets_follow_the_issue_rules(tmp_path):
+    from netgpt.eval.bench import _targets
+
+    test = {"oracle": {"score": 0.9}, "prompt": {"score": 0.1}, "sft_teacher": {"score": 0.5},
+            "sft_oracle": {"score": 0.85}, "always": {"score": 0.8, "calls_per_task": 1.3},
+            "rl": {"score": 0.87, "calls_per_task": 1.1}}
+    t = _targets(test)
+    assert t["rl_vs_oracle"]["met"] and t["rl_vs_prompt"]["met"]
+    assert t["rl_vs_sft_teacher"]["met"]                              # 0.87 ≥ 0.5 + 0.10
+    assert t["rl_vs_sft_oracle"]["required_rl_score"] == 0.875        # within 0.10: close half the gap
+    assert not t["rl_vs_sft_oracle"]["met"] and t["rl_fewer_calls_than_always"]["met"]
