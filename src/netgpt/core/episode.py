@@ -113,6 +113,19 @@ class NetworkTaskEnv:
         self.registry.open_session(self.session_id, task.state, task.faults)
         return task_message(task)
 
+    def restore(self, task: Task, events: Sequence[Event]) -> str:
+        """Start a fork of an episode after its first ``len(events)`` turns: those turns count (cost, reward) as if
+        this episode had taken them, and the next turn is the fork's own. Used to branch partial rollouts."""
+        first = self.reset(task)
+        for event in events:
+            if event.kind == "answer":
+                raise ValueError("cannot fork an episode after its final answer")
+            self.events.append(event.model_copy(deep=True))
+            self.cost.tokens += event.tokens
+            self.cost.latency_ms += event.latency_ms
+            self.cost.bytes += event.bytes
+        return first
+
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
@@ -194,7 +207,9 @@ class Policy:
     name: str = "policy"
     batch_size: int = 64
 
-    def begin(self, system: str, tasks: Sequence[Task], first_messages: Sequence[str]) -> None:
+    def begin(self, system: str, tasks: Sequence[Task], first_messages: Sequence[str],
+              resume: Sequence[Trajectory | None] | None = None) -> None:
+        """``resume[i]``, when given, holds the tokens episode ``i`` already has (a fork; token policies only)."""
         raise NotImplementedError
 
     def act(self, indices: Sequence[int]) -> list[tuple[str, int | None, bool]]:
@@ -208,19 +223,33 @@ class Policy:
         return None
 
 
+class Fork(BaseModel):
+    """Where a forked episode starts: its parent's first turns and the tokens of those turns."""
+
+    events: list[Event]
+    trajectory: Trajectory
+
+
 def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, config: EpisodeConfig,
                  count_tokens: Callable[[str], int], on_result: Callable[[EpisodeResult], None] = lambda r: None,
-                 session_prefix: str = "ep") -> list[EpisodeResult]:
+                 session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]:
     """Run every task to completion, ``policy.batch_size`` episodes at a time; episodes at different turns
-    advance together (one policy call per turn of the whole batch)."""
+    advance together (one policy call per turn of the whole batch). ``forks[i]``, when given, makes episode ``i``
+    continue from a point inside another episode instead of starting fresh (the policy must support ``resume``)."""
     system = system_prompt(registry.cards())
     results: list[EpisodeResult] = []
     for start in range(0, len(tasks), policy.batch_size):
         batch = tasks[start:start + policy.batch_size]
         envs = [NetworkTaskEnv(registry, config, f"{session_prefix}-{start + i}", count_tokens)
                 for i in range(len(batch))]
-        first = [env.reset(task) for env, task in zip(envs, batch)]
-        policy.begin(system, batch, first)
+        if forks is None:
+            first = [env.reset(task) for env, task in zip(envs, batch)]
+            policy.begin(system, batch, first)
+        else:
+            batch_forks = forks[start:start + policy.batch_size]
+            first = [env.restore(task, fork.events) if fork else env.reset(task)
+                     for env, task, fork in zip(envs, batch, batch_forks)]
+            policy.begin(system, batch, first, resume=[fork.trajectory if fork else None for fork in batch_forks])
         active = list(range(len(batch)))
         while active:
             turns = policy.act(active)
