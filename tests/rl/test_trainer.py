@@ -15,6 +15,7 @@ from netgpt.rl.checkpoint import list_checkpoints
 from netgpt.rl.config import RLConfig
 from netgpt.rl.trainer import RLTrainer
 
+
 def odd_token_share(result) -> float:
     """Toy reward: the share of the core's tokens with an odd id (a random model gets about half, and raising it
     needs nothing but a working policy gradient)."""
