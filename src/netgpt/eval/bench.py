@@ -98,7 +98,8 @@ def plan(config: BenchConfig) -> list[Stage]:
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
-        evaluate(name, name, llm if name == "never" else ())
+        # never answers at once: one turn, short answers (the flags its committed baseline was measured with)
+        evaluate(name, name, ("--max-new-tokens", "32", "--max-turns", "1") if name == "never" else ())
     if config.prompt_baseline:
         evaluate("prompt", "prompt", llm)
     trained: dict[str, Path] = {}
