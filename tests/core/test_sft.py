@@ -68,4 +68,4 @@ def test_sft_config_file_loads_with_overrides(tmp_path):
 
     cfg = SFTConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sft-cpu.yaml", teacher="always",
                          n_tasks=None)
-    assert cfg.teacher == "always" and cfg.n_tasks == 600 and cfg.train == "top_layers"
+    assert cfg.teacher == "always" and cfg.n_tasks == 400 and cfg.train == "top_layers"
