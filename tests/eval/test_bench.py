@@ -62,3 +62,17 @@ def test_targets_follow_the_issue_rules(tmp_path):
     assert t["rl_vs_sft_teacher"]["met"]                              # 0.87 ≥ 0.5 + 0.10
     assert t["rl_vs_sft_oracle"]["required_rl_score"] == 0.875        # within 0.10: close half the gap
     assert not t["rl_vs_sft_oracle"]["met"] and t["rl_fewer_calls_than_always"]["met"]
+
+
+def test_subset_of_a_finished_run_equals_a_limited_run(tmp_path):
+    import subprocess
+
+    from netgpt.eval.bench import subset_run
+    from netgpt.eval.harness import load_aggregate
+
+    for n in (24, 12):
+        subprocess.run([sys.executable, "-m", "netgpt.cli", "eval", "--policy", "always", "--split", "dev", "--limit",
+                        str(n), "--out", str(tmp_path / f"run{n}")], check=True, capture_output=True)
+    subset = subset_run(tmp_path / "run24", tmp_path / "sub12", 12)
+    assert subset == load_aggregate(tmp_path / "run12")
+    assert json.loads((tmp_path / "sub12" / "run.json").read_text())["subset_of"].endswith("run24")

@@ -14,6 +14,7 @@ text; the runtime attaches it to the result as a :class:`Trajectory`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -235,13 +236,19 @@ def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry,
                  session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]:
     """Run every task to completion, ``policy.batch_size`` episodes at a time; episodes at different turns
     advance together (one policy call per turn of the whole batch). ``forks[i]``, when given, makes episode ``i``
-    continue from a point inside another episode instead of starting fresh (the policy must support ``resume``)."""
+    continue from a point inside another episode instead of starting fresh (the policy must support ``resume``).
+    Sessions are named after the task (and its repeat number, for groups of rollouts), never its position, so an
+    episode's fault draws do not depend on which other tasks share the run, their order, or the worker it runs on."""
     system = system_prompt(registry.cards())
+    repeats: Counter[str] = Counter()
+    sessions = []
+    for task in tasks:
+        sessions.append(f"{session_prefix}-{task.id}-{repeats[task.id]}")
+        repeats[task.id] += 1
     results: list[EpisodeResult] = []
     for start in range(0, len(tasks), policy.batch_size):
         batch = tasks[start:start + policy.batch_size]
-        envs = [NetworkTaskEnv(registry, config, f"{session_prefix}-{start + i}", count_tokens)
-                for i in range(len(batch))]
+        envs = [NetworkTaskEnv(registry, config, sessions[start + i], count_tokens) for i in range(len(batch))]
         if forks is None:
             first = [env.reset(task) for env, task in zip(envs, batch)]
             policy.begin(system, batch, first)
