@@ -212,6 +212,14 @@ def _split_path(split: str) -> Path:
     return path
 
 
+def _checkpoint_name(path: Path) -> str:
+    """A readable policy name for a model directory: runs/rl-s0/checkpoint-000010/model → rl-s0-checkpoint-000010."""
+    path = path.resolve()
+    if path.name == "model":
+        path = path.parent
+    return f"{path.parent.name}-{path.name}" if path.name.startswith("checkpoint-") else path.name
+
+
 def build_policy(policy: str, registry, model: str | None, device: str, dtype: str, batch_size: int,
                  max_new_tokens: int, seed: int):
     """A scripted baseline by name, the LLM core (prompt / never), or a trained checkpoint directory."""
@@ -233,9 +241,14 @@ def build_policy(policy: str, registry, model: str | None, device: str, dtype: s
         raise typer.BadParameter(f"unknown policy {policy!r}: one of {', '.join(SCRIPTED + LLM_POLICIES)} or a "
                                  "checkpoint directory", param_hint="--policy")
     llm, tokenizer = load_model(source, device=device, dtype=dtype, status=lambda m: console.print(f"[dim]{m}"))
-    name = policy if policy in LLM_POLICIES else Path(policy).name
+    name = policy if policy in LLM_POLICIES else _checkpoint_name(Path(policy))
     return LLMPolicy(llm, tokenizer, name=name, batch_size=batch_size, max_new_tokens=max_new_tokens,
                      tools=policy != "never")
+
+
+class Backend(StrEnum):
+    LOCAL = "local"
+    RAY = "ray"
 
 
 @app.command("eval")
@@ -253,6 +266,10 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     max_new_tokens: Annotated[int, typer.Option(min=8)] = 96,
     max_turns: Annotated[int, typer.Option(min=1)] = 4,
+    backend: Annotated[Backend, typer.Option(help="local: this process; ray: rollout workers as Ray actors")] = (
+        Backend.LOCAL),
+    workers: Annotated[int, typer.Option(min=1, help="Ray rollout workers (--backend ray)")] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
 ) -> None:
     """Run a policy over a split: results.json, results.md, plots and run.json in the run directory."""
     import time
@@ -268,24 +285,35 @@ def eval_command(
     fault_config = FaultConfig.load(faults) if faults else builtin_faults()
     fault_config = fault_config.model_copy(update={"seed": seed})
     config = EpisodeConfig(max_turns=max_turns)
-    with AgentRegistry.from_config(agents, faults=fault_config) as registry:
-        runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
-        tokenizer = getattr(runner, "tokenizer", None) or load_tokenizer(model)
-        scores: list[float] = []
-        start = time.perf_counter()
-        with _progress() as progress:
-            bar = progress.add_task(f"{runner.name} on {split}", total=len(tasks))
+    name = Path(policy).name if Path(policy).is_dir() else policy
+    scores: list[float] = []
+    start = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task(f"{name} on {split}", total=len(tasks))
 
-            def tick(result) -> None:
-                scores.append(result.reward.total)
-                progress.update(bar, advance=1, description=(
-                    f"{runner.name} on {split}: score {sum(scores) / len(scores):.3f}"))
+        def tick(result) -> None:
+            scores.append(result.reward.total)
+            progress.update(bar, advance=1, description=f"{name} on {split}: score {sum(scores) / len(scores):.3f}")
 
-            results, agg = evaluate(tasks, runner, registry, config,
-                                    count_tokens=lambda text: len(tokenizer(text).input_ids), on_result=tick)
-        wall = time.perf_counter() - start
-    out = out or Path("runs") / f"{runner.name}-{Path(split).stem}"
+        if backend is Backend.RAY:
+            from netgpt.distributed.ray_backend import PolicySpec, WorkerSpec, evaluate_on_ray
+
+            spec = WorkerSpec(policy=PolicySpec(
+                name=str(Path(policy).resolve()) if Path(policy).is_dir() else policy, model=model, device=device,
+                dtype=dtype, batch_size=None if policy in SCRIPTED else batch_size, max_new_tokens=max_new_tokens,
+                seed=seed), agents=str(agents.resolve()) if agents else None, faults=fault_config, episode=config)
+            results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick)
+        else:
+            with AgentRegistry.from_config(agents, faults=fault_config) as registry:
+                runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
+                tokenizer = getattr(runner, "tokenizer", None) or load_tokenizer(model)
+                start = time.perf_counter()
+                results, agg = evaluate(tasks, runner, registry, config,
+                                        count_tokens=lambda text: len(tokenizer(text).input_ids), on_result=tick)
+    wall = time.perf_counter() - start
+    out = out or Path("runs") / f"{agg.policy}-{Path(split).stem}"
     run_info = {"command": " ".join(sys.argv), "policy": policy, "split": split, "n_tasks": len(tasks),
+                "backend": backend.value, "workers": workers if backend is Backend.RAY else 1,
                 "seed": seed, "model": model, "device": device, "dtype": dtype, "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens, "episode": config.model_dump(), "faults": fault_config.model_dump(),
                 "wall_s": wall, "generated_tokens_per_s": agg.tokens * agg.n / wall if wall else None}

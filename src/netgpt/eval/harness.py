@@ -91,14 +91,20 @@ def evaluate(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, con
              count_tokens: Callable[[str], int], on_result: Callable[[EpisodeResult], None] = lambda r: None,
              ) -> tuple[list[EpisodeResult], Aggregate]:
     """Run ``policy`` on ``tasks`` (longest prompts batched together to waste less padding)."""
-    def prompt_size(i: int) -> int:
-        return len(tasks[i].question) + len(tasks[i].observation.model_dump_json())
-
-    order = sorted(range(len(tasks)), key=prompt_size)
-    results = run_episodes([tasks[i] for i in order], policy, registry, config, count_tokens, on_result)
-    by_id = {r.task_id: r for r in results}
-    ordered = [by_id[t.id] for t in tasks]
+    results = run_episodes(run_order(tasks), policy, registry, config, count_tokens, on_result)
+    ordered = task_order(tasks, results)
     return ordered, aggregate(policy.name, ordered)
+
+
+def run_order(tasks: Sequence[Task]) -> list[Task]:
+    """The order episodes run in: by prompt size, so that similar lengths share a batch."""
+    return sorted(tasks, key=lambda t: len(t.question) + len(t.observation.model_dump_json()))
+
+
+def task_order(tasks: Sequence[Task], results: Sequence[EpisodeResult]) -> list[EpisodeResult]:
+    """``results`` back in the order of ``tasks``."""
+    by_id = {r.task_id: r for r in results}
+    return [by_id[t.id] for t in tasks]
 
 
 def write_run(out: Path, results: Sequence[EpisodeResult], agg: Aggregate, run_info: dict) -> None:
