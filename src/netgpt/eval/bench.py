@@ -230,9 +230,9 @@ COLUMNS = (("score", "{:.3f}"), ("accuracy", "{:.3f}"), ("calls_per_task", "{:.2
 
 def _markdown(summary: dict, config: BenchConfig) -> str:
     lines = ["# NetGPT-Bench: headline benchmark", "",
-             f"`make bench` (configs/bench-cpu.yaml); RL = mean over seeds {config.rl.seeds}, started from "
-             f"{config.rl.init}." + (f" Evaluated on the first {config.limit} tasks of each split." if config.limit
-                                     else ""), ""]
+             f"`make bench` (configs/bench-cpu.yaml); RL = mean over the seeds evaluated (configured: "
+             f"{config.rl.seeds}; per-seed scores in benchmark.json), started from {config.rl.init}."
+             + (f" Evaluated on the first {config.limit} tasks of each split." if config.limit else ""), ""]
     for split, policies in summary["splits"].items():
         lines += [f"## {split}", "", "| policy | n | " + " | ".join(c for c, _ in COLUMNS) + " |",
                   "|" + "---|" * (len(COLUMNS) + 2)]
