@@ -1,3 +1,5 @@
+"""Fixtures shared by the core and RL tests: the real SmolLM2 tokenizer and the built-in agents in-process."""
+
 import pytest
 
 from netgpt.agents import default_agents
