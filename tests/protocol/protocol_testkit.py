@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
+from loopback import free_port, uvicorn_thread, wait_until_healthy  # noqa: F401  (re-exported)
 
 from netgpt.protocol import Agent, AgentCard, AgentError, CostModel, ErrorCode, LatencyModel, Request, Skill
 from netgpt.world import World, WorldConfig, generate_world
@@ -96,37 +93,10 @@ def request(skill: str, args: dict[str, Any] | None = None, **fields: Any) -> Re
     return Request(skill=skill, args=args or {}, **fields)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def uvicorn_thread(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a background thread; yields the base URL."""
-    # IPPROTO_TCP, not 0: asyncio only turns Nagle off on sockets that say they are TCP
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def subprocess_env() -> dict[str, str]:
     """The environment of a server subprocess: it must import this module by name."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
@@ -142,16 +112,7 @@ def server_process(*args: str, token: str | None = None) -> Iterator[tuple[str, 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "agent server did not come up"
-            time.sleep(0.05)
+        wait_until_healthy(url, proc, 30, "agent server")
         yield url, proc
     finally:
         if proc.poll() is None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from loopback import free_port, uvicorn_thread  # noqa: F401  (re-exported)
 
 from netgpt.core.episode import EpisodeConfig, Policy
 from netgpt.protocol import AgentRegistry
@@ -45,26 +42,6 @@ def dev_task(family: str, index: int = 0) -> Task:
 
 
 @contextmanager
-def uvicorn_thread(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a background thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-@contextmanager
 def serving(policy: Policy, registry: AgentRegistry, *, token: str | None = TOKEN, mcp: bool = False,
             episode: EpisodeConfig | None = None, **app_options: Any) -> Iterator[str]:
     solver = Solver(policy, registry, count_tokens, model_id=MODEL, episode=episode, batch_size=8, max_wait_ms=5)
@@ -72,7 +49,3 @@ def serving(policy: Policy, registry: AgentRegistry, *, token: str | None = TOKE
         yield url
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import openai
 import pytest
+from loopback import wait_until_healthy
 from serve_testkit import TBS_ANSWER, TBS_QUESTION, TOKEN, dev_tasks, free_port
 
 from netgpt.tasks import score_answer
@@ -30,16 +29,7 @@ def server() -> Iterator[str]:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "netgpt serve did not come up"
-            time.sleep(0.1)
+        wait_until_healthy(url, proc, 120, "netgpt serve")
         yield url
     finally:
         proc.terminate()
