@@ -25,6 +25,7 @@ import torch
 from netgpt.core.episode import EpisodeConfig, EpisodeResult
 from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import load_model, select_trainable
+from netgpt.eval.harness import aggregate
 from netgpt.rl.advantages import group_relative_advantages
 from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from netgpt.rl.config import RLConfig
@@ -239,20 +240,11 @@ def _padded(rows, device, dtype=torch.float32) -> torch.Tensor:
 
 
 def _episode_metrics(rollouts: list[Rollout]) -> dict:
-    """Score and behaviour of the step's group rollouts (forks excluded: they are not a sample of the policy)."""
-    results = [r.result for r in rollouts if r.parent is None]
-    actions = [e for r in results for e in r.events if e.kind != "answer"]
-    invalid = [e for e in actions if e.kind == "issue" or e.error_code in ("invalid_args", "unknown_agent",
-                                                                           "unknown_skill")]
-    return {"score": statistics.fmean(r.reward.total for r in results),
-            "accuracy": statistics.fmean(r.reward.quality for r in results),
-            "coordination": statistics.fmean(r.reward.coordination for r in results),
-            "resource": statistics.fmean(r.reward.resource for r in results),
-            "calls_per_task": len(actions) / len(results),
-            "invalid_call_rate": len(invalid) / len(actions) if actions else 0.0,
-            "answered_rate": statistics.fmean(r.answer is not None for r in results),
-            "generated_tokens": sum(r.cost.tokens for r in results),
-            "rollouts": len(rollouts)}
+    """Score and behaviour of the step's group rollouts, as ``netgpt eval`` aggregates them (forks excluded: they
+    are not a sample of the policy)."""
+    agg = aggregate("rl", [r.result for r in rollouts if r.parent is None])
+    keys = ("score", "accuracy", "coordination", "resource", "calls_per_task", "invalid_call_rate", "answered_rate")
+    return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n, "rollouts": len(rollouts)}
 
 
 def plot_training_curves(rows: list[dict], path: Path) -> None:
