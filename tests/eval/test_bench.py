@@ -33,6 +33,13 @@ def test_plan_orders_stages_by_dependency(tmp_path):
     assert evaluate[evaluate.index("--limit") + 1] == "24"
 
 
+def test_plan_puts_the_headline_comparison_before_secondary_stages(tmp_path):
+    names = [s.name for s in plan(_config(tmp_path, splits=["dev", "ood"]))]
+    headline = names.index("eval rl-s1 on dev")
+    assert names.index("sft sft_teacher") > headline and names.index("eval sft_oracle on ood") > headline
+    assert names.index("eval rl-s0 on ood") > headline and names.index("eval oracle on ood") > headline
+
+
 def test_scripted_stages_run_resume_and_summarise(tmp_path):
     cfg = _config(tmp_path)
     stages = [s for s in plan(cfg) if s.name.startswith("eval") and s.name.split()[1] in cfg.heuristics]

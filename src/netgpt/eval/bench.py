@@ -45,7 +45,7 @@ class RLStage(BaseModel):
 class EvalStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int = 16
-    max_new_tokens: int = 64
+    max_new_tokens: int = 96  # the longest scripted call (tbs, pathloss) is about 87 tokens
 
 
 class BenchConfig(BaseModel):
@@ -86,15 +86,19 @@ def _rl_steps(config: BenchConfig) -> int:
 
 
 def plan(config: BenchConfig) -> list[Stage]:
-    """Every stage in dependency order."""
-    stages: list[Stage] = []
+    """Every stage in dependency order, critical path first: baselines, the SFT that RL starts from, the RL seeds
+    on the first split; then the other SFT variant and the remaining splits. A bench stopped early has then
+    already measured the headline comparison."""
+    first: list[Stage] = []
+    later: list[Stage] = []
     limit = ["--limit", str(config.limit)] if config.limit else []
 
-    def evaluate(name: str, policy: str, extra: tuple[str, ...] = ()) -> None:
-        for split in config.splits:
+    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), deferred: bool = False) -> None:
+        for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
-            stages.append(Stage(name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
-                "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra)))
+            stage = Stage(name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
+                "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra))
+            (later if deferred or i > 0 else first).append(stage)
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -105,20 +109,22 @@ def plan(config: BenchConfig) -> list[Stage]:
     trained: dict[str, Path] = {}
     for teacher, name in (("always", "sft_teacher"), ("oracle", "sft_oracle")):
         run = config.runs / name
+        deferred = config.rl.init != name
         sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run)]
         if config.sft.n_tasks:
             sft += ["--n-tasks", str(config.sft.n_tasks)]
-        stages.append(Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
+        (later if deferred else first).append(
+            Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
         trained[name] = run / "model"
-        evaluate(name, str(run / "model"), llm)
+        evaluate(name, str(run / "model"), llm, deferred)
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"
-        stages.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
-                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
-                                            "--out", str(run), "--resume", *init)))
+        first.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
+                           command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
+                                           "--out", str(run), "--resume", *init)))
         evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm)
-    return stages
+    return first + later
 
 
 def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> list[str]:
