@@ -366,6 +366,11 @@ def train_command(
     seed: Annotated[int | None, typer.Option(help="seed (overrides the config)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
+    backend: Annotated[Backend | None, typer.Option(help="local | ray: where rollouts run (overrides the config)")] = (
+        None),
+    rollout_workers: Annotated[int | None, typer.Option(min=1, help="Ray rollout workers (overrides the config)")] = (
+        None),
+    ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
 ) -> None:
     """Agentic RL: group rollouts with entropy-guided branching, multi-objective reward, masked PPO-clip loss."""
     from netgpt.eval.harness import environment_info
@@ -373,6 +378,9 @@ def train_command(
     from netgpt.rl.trainer import RLTrainer, plot_training_curves
 
     cfg = RLConfig.load(config, model=model, out=out, steps=steps, seed=seed, device=device, dtype=dtype)
+    rollout = {"backend": backend.value if backend else None, "workers": rollout_workers, "address": ray_address}
+    cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
+        update={k: v for k, v in rollout.items() if v is not None})})
     trainer = RLTrainer(cfg, status=lambda m: console.print(f"[dim]{m}"))
     try:
         if resume and trainer.resume():

@@ -50,7 +50,7 @@ class Scripted(Policy):
     def __init__(self, turns):
         self.turns = turns
 
-    def begin(self, system, tasks, first):
+    def begin(self, system, tasks, first, resume=None, sessions=None):
         self.k = 0
         self.replies = []
 

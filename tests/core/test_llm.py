@@ -145,6 +145,26 @@ def test_sampling_is_reproducible_and_tempered(model, tokenizer):
         _assert_matches_teacher_forcing(model, trajectory, temperature=0.7)
 
 
+def test_seeded_sampling_follows_the_session_not_the_batch(model, tokenizer):
+    """With a seed, an episode's tokens depend on its session name only: the same episode sampled alone, or beside
+    others in another order, writes the same turn (what lets RL rollouts move to Ray workers unchanged)."""
+    messages = _messages(tokenizer)
+
+    def sample(order, seed=5):
+        policy = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3, temperature=1.0, seed=seed)
+        policy.begin(SYSTEM, [TASKS[i] for i in order], [messages[i] for i in order],
+                     sessions=[f"s-{i}" for i in order])
+        torch.manual_seed(len(order))  # the global generator must not matter
+        policy.act(list(range(len(order))))
+        return {i: policy.trajectory(k).completion_ids for k, i in enumerate(order)}
+
+    together, alone, reordered = sample([0, 1, 2]), sample([1]), sample([2, 0])
+    assert alone[1] == together[1] and reordered[0] == together[0] and reordered[2] == together[2]
+    assert sample([0, 1, 2], seed=6) != together
+    with pytest.raises(ValueError, match="session"):
+        LLMPolicy(model, tokenizer, temperature=1.0, seed=5).begin(SYSTEM, TASKS[:1], messages[:1])
+
+
 def test_lora_wrapped_model_decodes_through_its_adapters(tokenizer):
     from peft import LoraConfig, get_peft_model
 

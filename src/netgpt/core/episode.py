@@ -209,8 +209,9 @@ class Policy:
     batch_size: int = 64
 
     def begin(self, system: str, tasks: Sequence[Task], first_messages: Sequence[str],
-              resume: Sequence[Trajectory | None] | None = None) -> None:
-        """``resume[i]``, when given, holds the tokens episode ``i`` already has (a fork; token policies only)."""
+              resume: Sequence[Trajectory | None] | None = None, sessions: Sequence[str] | None = None) -> None:
+        """``resume[i]``, when given, holds the tokens episode ``i`` already has (a fork; token policies only).
+        ``sessions[i]`` names episode ``i`` (stable across batching and workers; a sampling policy seeds from it)."""
         raise NotImplementedError
 
     def act(self, indices: Sequence[int]) -> list[tuple[str, int | None, bool]]:
@@ -251,12 +252,13 @@ def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry,
         envs = [NetworkTaskEnv(registry, config, sessions[start + i], count_tokens) for i in range(len(batch))]
         if forks is None:
             first = [env.reset(task) for env, task in zip(envs, batch)]
-            policy.begin(system, batch, first)
+            policy.begin(system, batch, first, sessions=sessions[start:start + len(batch)])
         else:
             batch_forks = forks[start:start + policy.batch_size]
             first = [env.restore(task, fork.events) if fork else env.reset(task)
                      for env, task, fork in zip(envs, batch, batch_forks)]
-            policy.begin(system, batch, first, resume=[fork.trajectory if fork else None for fork in batch_forks])
+            policy.begin(system, batch, first, resume=[fork.trajectory if fork else None for fork in batch_forks],
+                         sessions=sessions[start:start + len(batch)])
         active = list(range(len(batch)))
         while active:
             turns = policy.act(active)

@@ -23,6 +23,7 @@ Supported: Llama-architecture models (SmolLM2, the tests' tiny model, anything `
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -124,8 +125,8 @@ class _Decoder:
         visible = torch.arange(seen, device=ids.device) <= column[..., None]  # (B, T, seen)
         if width > 1:  # a boolean mask over [prefix, row] for the fused kernel
             mask = torch.cat([visible.new_ones(batch, width, prefix_len), visible], dim=-1)[:, None]
-        else:  # an additive bias over the row, broadcast over kv heads and the query heads of a group
-            mask = torch.zeros(visible.shape, dtype=x.dtype, device=ids.device).masked_fill_(~visible, float("-inf"))
+        else:  # an additive float32 bias over the row, broadcast over kv heads and the query heads of a group
+            mask = torch.zeros(batch, seen, device=ids.device).masked_fill_(~visible[:, 0], float("-inf"))
             mask = mask[:, None, None]
         for i, layer in enumerate(inner.layers):
             h = self._attention(layer.self_attn, layer.input_layernorm(x), cos, sin, kv.keys[i], kv.values[i],
@@ -160,24 +161,29 @@ class _Decoder:
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=True)
 
     def _decode_attention(self, q, keys, values, bias, prefix):
-        """One query per row: the prefix is read once for the whole batch instead of once per row."""
+        """One query per row: the prefix is read once for the whole batch instead of once per row. The row part and
+        the prefix part are scored separately and joined by one softmax (shared maximum and denominator), so
+        neither is copied next to the other."""
         batch, groups = q.shape[0], self.heads // self.kv_heads
-        seen = keys.shape[2]
         # The query heads sharing a kv head are adjacent, so grouping them needs no repeated keys (GQA).
         q = q.reshape(batch, self.kv_heads, groups, self.head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
-        scores = (scores[:, :, :, None] + bias).flatten(2, 3)
+        scores = torch.matmul(q, keys.transpose(-1, -2)).float().mul_(self.scale).add_(bias)  # (B, kv, g, seen)
+        top = scores.amax(-1)
         if prefix is not None:
             prefix_keys, prefix_values = prefix
             shared = q.transpose(0, 1).reshape(self.kv_heads, batch * groups, self.head_dim)
-            prefix_scores = torch.matmul(shared, prefix_keys.transpose(-1, -2)) * self.scale
-            prefix_scores = prefix_scores.view(self.kv_heads, batch, groups, -1).transpose(0, 1)
-            scores = torch.cat([prefix_scores, scores], dim=-1)
-        probs = scores.float().softmax(-1).to(q.dtype)
-        out = torch.matmul(probs[..., -seen:], values)
+            prefix_scores = torch.matmul(shared, prefix_keys.transpose(-1, -2)).float().mul_(self.scale)
+            by_row = prefix_scores.view(self.kv_heads, batch, groups, -1)  # (kv, B, g, prefix)
+            top = torch.maximum(top, by_row.amax(-1).transpose(0, 1))
+            by_row.sub_(top.transpose(0, 1)[..., None]).exp_()
+        scores.sub_(top[..., None]).exp_()
+        total = scores.sum(-1)
+        out = torch.matmul(scores.to(q.dtype), values)
         if prefix is not None:
-            shared = probs[..., :-seen].transpose(0, 1).reshape(self.kv_heads, batch * groups, -1)
-            out = out + torch.matmul(shared, prefix_values).view(self.kv_heads, batch, groups, -1).transpose(0, 1)
+            total += by_row.sum(-1).transpose(0, 1)
+            shared_out = torch.matmul(prefix_scores.to(q.dtype), prefix_values)
+            out += shared_out.view(self.kv_heads, batch, groups, -1).transpose(0, 1)
+        out = out / total[..., None].to(out.dtype)
         return out.reshape(batch, self.heads, 1, self.head_dim)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -188,12 +194,14 @@ class LLMPolicy(Policy):
     """``tools=False`` is the ``never`` baseline: no agents in the prompt and every turn is forced to start with
     ``<answer>`` (an injected, masked prefix), so the core cannot call.
 
-    Sampling (``temperature > 0``) draws from ``softmax(logits / temperature)`` with torch's global generator, so
-    ``torch.manual_seed`` makes it reproducible; log-probs and entropies are of that distribution (of
-    ``softmax(logits)`` when greedy)."""
+    Sampling (``temperature > 0``) draws from ``softmax(logits / temperature)``; log-probs and entropies are of that
+    distribution (of ``softmax(logits)`` when greedy). With a ``seed``, each episode draws from a generator of its own,
+    seeded by ``seed`` and the episode's session name, so its tokens do not depend on which episodes share its
+    batch, its process or its Ray worker (RL rollouts on several workers equal the local ones). Without one, torch's
+    global generator is used (``torch.manual_seed`` makes it reproducible)."""
 
     def __init__(self, model, tokenizer, name: str = "prompt", max_new_tokens: int = 96, temperature: float = 0.0,
-                 batch_size: int = 16, tools: bool = True):
+                 batch_size: int = 16, tools: bool = True, seed: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -201,6 +209,7 @@ class LLMPolicy(Policy):
         self.temperature = temperature
         self.batch_size = batch_size
         self.tools = tools
+        self.seed = seed
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self._forced = tokenizer("<answer>", add_special_tokens=False).input_ids if not tools else []
@@ -214,7 +223,7 @@ class LLMPolicy(Policy):
 
     # ------------------------------------------------------------------ episode bookkeeping
     def begin(self, system: str, tasks: Sequence[Task], first_messages: Sequence[str],
-              resume: Sequence[Trajectory | None] | None = None) -> None:
+              resume: Sequence[Trajectory | None] | None = None, sessions: Sequence[str] | None = None) -> None:
         """``resume[i]``, when given, is a trajectory of episode ``i``'s prompt: its completion (ids, mask,
         log-probs, entropies) is taken as already written and the next ``act`` continues after it."""
         system = system if self.tools else NO_TOOLS_SYSTEM
@@ -249,6 +258,11 @@ class LLMPolicy(Policy):
             self.entropies[i] = list(trajectory.entropies)
             self.pending[i] += trajectory.completion_ids
         self.kv = self._decoder.new_kv(n)
+        self._generators = None
+        if self.seed is not None and self.temperature > 0:
+            if sessions is None or len(sessions) != n:
+                raise ValueError("a seeded sampling policy needs one session name per episode")
+            self._generators = [torch.Generator(self.device).manual_seed(_session_seed(self.seed, s)) for s in sessions]
 
     def _append(self, index: int, ids: list[int], generated: bool, logprobs: list[float] | None = None,
                 entropies: list[float] | None = None) -> None:
@@ -326,6 +340,12 @@ class LLMPolicy(Policy):
         text = tail + piece
         return any(stop in text for stop in STOP_STRINGS), text[-STOP_TAIL:]
 
+    def _sample(self, probs: torch.Tensor, batch: int) -> torch.Tensor:
+        if self._generators is None:
+            return torch.multinomial(probs, 1)[:, 0]
+        return torch.cat([torch.multinomial(probs[r], 1, generator=self._generators[self.kv.episode[r]])
+                          for r in range(batch)])
+
     @torch.inference_mode()
     def act(self, indices: Sequence[int]) -> list[tuple[str, int | None, bool]]:
         for i in indices:
@@ -344,7 +364,7 @@ class LLMPolicy(Policy):
         while True:
             logp = (logits / self.temperature if self.temperature > 0 else logits).log_softmax(-1)
             probs = logp.exp()
-            token = torch.multinomial(probs, 1)[:, 0] if self.temperature > 0 else logp.argmax(-1)
+            token = self._sample(probs, batch) if self.temperature > 0 else logp.argmax(-1)
             chosen = logp.gather(-1, token[:, None])[:, 0].tolist()
             entropy = (-(probs * logp).sum(-1)).tolist()
             done = []
@@ -371,3 +391,7 @@ class LLMPolicy(Policy):
             turns.append((prefix + self.tokenizer.decode(ids[i], skip_special_tokens=True), len(ids[i]),
                           truncated[i]))
         return turns
+
+
+def _session_seed(seed: int, session: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}/{session}".encode(), digest_size=8).digest(), "little")

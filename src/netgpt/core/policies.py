@@ -35,7 +35,8 @@ class _PlanFollower(Policy):
     retries = 0
     use_observation = True
 
-    def begin(self, system, tasks, first_messages):
+    def begin(self, system, tasks, first_messages, resume=None, sessions=None):
+        _no_forks(resume)
         self.tasks = list(tasks)
         self.plans = [self._plan(t) for t in self.tasks]
         self.cursor = [0] * len(self.tasks)
@@ -103,7 +104,8 @@ class RandomPolicy(Policy):
         self.skills = [(c.name, s) for c in cards for s in c.skills]
         self.seed = seed
 
-    def begin(self, system, tasks, first_messages):
+    def begin(self, system, tasks, first_messages, resume=None, sessions=None):
+        _no_forks(resume)
         self.tasks = list(tasks)
         self.rngs = [np.random.default_rng([self.seed, i, len(t.id)]) for i, t in enumerate(tasks)]
 
@@ -119,3 +121,8 @@ class RandomPolicy(Policy):
             args = {k: v for k, v in self.tasks[i].params.items() if k in props}
             out.append((render_call(Call(agent=agent, skill=skill.name, args=args)), None, False))
         return out
+
+
+def _no_forks(resume) -> None:
+    if resume is not None and any(r is not None for r in resume):
+        raise ValueError("scripted policies write whole episodes: they cannot continue a fork's tokens")

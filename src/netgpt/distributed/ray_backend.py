@@ -18,7 +18,7 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,15 +48,30 @@ class PolicySpec(BaseModel):
     dtype: str = "float32"
     batch_size: int | None = Field(None, ge=1, description="episodes per batch; None: the policy's own (16 for an LLM)")
     max_new_tokens: int = Field(96, ge=1)
-    seed: int = Field(0, description="seed of the random policy")
+    seed: int = Field(0, description="seed of the random policy, and of an LLM's per-episode sampling")
+    temperature: float = Field(0.0, ge=0, description="LLM sampling temperature (0: greedy)")
+    train: Literal["full", "top_layers", "lora"] | None = Field(
+        None, description="the RL learner's trainable selection: a worker wraps its model the same way (LoRA "
+                          "adapters), so the parameters the learner pushes have the same names")
+    top_layers: int = 4
+    lora_r: int = 16
 
     def build(self, registry: AgentRegistry) -> Policy:
         from netgpt.cli import build_policy
+        from netgpt.core.llm import LLMPolicy
+        from netgpt.core.model import select_trainable
 
         policy = build_policy(self.name, registry, self.model, self.device, self.dtype, self.batch_size or 16,
                               self.max_new_tokens, self.seed)
         if self.batch_size:
             policy.batch_size = self.batch_size  # scripted policies too (their draws depend on the batching)
+        if isinstance(policy, LLMPolicy):
+            if self.train is not None:
+                model = select_trainable(policy.model, self.train, self.top_layers, self.lora_r).eval()
+                policy = LLMPolicy(model, policy.tokenizer, name=policy.name, max_new_tokens=self.max_new_tokens,
+                                   batch_size=policy.batch_size, tools=policy.tools)
+            policy.temperature = self.temperature
+            policy.seed = self.seed if self.temperature > 0 else None
         return policy
 
 
@@ -162,6 +177,32 @@ class RayAgent(Agent):
         return result
 
 
+def group_batches(tasks: Sequence[Task], size: int) -> list[tuple[int, int]]:
+    """[start, end) batches of at most ``size`` episodes that never split the repeats of a task (an RL group and its
+    forks). A session is named after its task and its repeat number within a ``run_episodes`` call, so a group split
+    over two workers would be numbered from 0 twice. Without repeats these are the fixed-size batches
+    ``run_episodes`` itself forms, which keeps per-batch policy state (the random policy) identical to a local run."""
+    runs: list[tuple[int, int]] = []
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        if runs and tasks[runs[-1][0]].id == task.id:
+            runs[-1] = (runs[-1][0], i + 1)
+            continue
+        if task.id in seen:
+            raise ValueError(f"the repeats of task {task.id!r} are not contiguous: a Ray batch cannot hold them all")
+        seen.add(task.id)
+        runs.append((i, i + 1))
+    batches: list[tuple[int, int]] = []
+    for start, end in runs:
+        if end - start > size:
+            raise ValueError(f"the {end - start} repeats of task {tasks[start].id!r} do not fit one batch of {size}")
+        if batches and end - batches[-1][0] <= size:
+            batches[-1] = (batches[-1][0], end)
+        else:
+            batches.append((start, end))
+    return batches
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
     """Start a local Ray with ``num_cpus`` (default 2), or join the cluster at ``address``, unless Ray is already
     up in this process. Returns True when this call started it (the caller then shuts it down)."""
@@ -196,21 +237,13 @@ class RayRolloutPool:
 
     def run(self, tasks: Sequence[Task], session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None,
             on_result: Callable[[EpisodeResult], None] = lambda r: None) -> list[EpisodeResult]:
-        """:func:`run_episodes` over the workers: same batches, session ids and order as the local call.
-        ``on_result`` sees each batch's results as soon as the batch is done (batches finish out of order)."""
+        """:func:`run_episodes` over the workers, in batches from :func:`group_batches`: session ids and order are
+        those of the local call. ``on_result`` sees each batch's results as soon as the batch is done (batches
+        finish out of order)."""
         import ray
 
-        starts = range(0, len(tasks), self.batch_size)
-        # A session is named after its task and repeat number within the call: all repeats of a task (an RL group)
-        # must share a batch, or a worker would number them from 0 again.
-        batch_of: dict[str, int] = {}
-        for start in starts:
-            for task in tasks[start:start + self.batch_size]:
-                if batch_of.setdefault(task.id, start) != start:
-                    raise ValueError(f"the repeats of task {task.id!r} span two batches of {self.batch_size}: use a "
-                                     "batch size that is a multiple of the group size, with groups contiguous")
-        queue = deque((start, tasks[start:start + self.batch_size],
-                       None if forks is None else forks[start:start + self.batch_size]) for start in starts)
+        queue = deque((start, tasks[start:end], None if forks is None else forks[start:end])
+                      for start, end in group_batches(tasks, self.batch_size))
         idle = list(self.workers)
         pending: dict[Any, tuple[int, Any]] = {}
         done: dict[int, list[EpisodeResult]] = {}

@@ -27,6 +27,15 @@ class BranchingConfig(BaseModel):
     max_branches: int = Field(2, ge=0, description="extra partial rollouts per group (the group budget)")
 
 
+class RolloutBackendConfig(BaseModel):
+    """Where rollouts run: in the learner's process, or on Ray actors that receive the learner's weights each step."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(2, ge=1, description="Ray rollout workers (one CPU each, one GPU each on cuda)")
+    address: str | None = Field(None, description="existing Ray cluster (default: start a local one)")
+
+
 class RLConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = Field(None, description="starting policy: model id or path (an SFT checkpoint's model/ "
@@ -46,6 +55,7 @@ class RLConfig(BaseModel):
     max_new_tokens: int = Field(64, ge=4, description="per core turn")
     max_turns: int = Field(4, ge=1)
     branching: BranchingConfig = Field(default_factory=BranchingConfig)
+    rollout: RolloutBackendConfig = Field(default_factory=RolloutBackendConfig)
 
     # reward and advantages
     reward_weights: RewardWeights = Field(default_factory=RewardWeights)

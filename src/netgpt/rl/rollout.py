@@ -15,6 +15,7 @@ extra budget is spent exactly where the core's next decision depends on what an 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -50,6 +51,22 @@ class BranchStats(BaseModel):
     @property
     def rate(self) -> float:
         return self.fired / self.eligible if self.eligible else 0.0
+
+
+class EpisodeRunner(Protocol):
+    """Runs episodes to completion, like :func:`~netgpt.core.episode.run_episodes`: in this process
+    (:func:`local_runner`) or on Ray workers (:meth:`netgpt.distributed.ray_backend.RayRolloutPool.run`)."""
+
+    def __call__(self, tasks: Sequence[Task], session_prefix: str,
+                 forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]: ...
+
+
+def local_runner(policy: Policy, registry: AgentRegistry, episode: EpisodeConfig,
+                 count_tokens: Callable[[str], int]) -> EpisodeRunner:
+    def run(tasks: Sequence[Task], session_prefix: str, forks: Sequence[Fork | None] | None = None):
+        return run_episodes(tasks, policy, registry, episode, count_tokens, session_prefix=session_prefix,
+                            forks=forks)
+    return run
 
 
 def turn_spans(env_mask: Sequence[int]) -> list[tuple[int, int]]:
@@ -105,12 +122,12 @@ def fork_at(result: EpisodeResult, turn: int) -> Fork:
     return Fork(events=result.events[:turn], trajectory=prefix)
 
 
-def collect_rollouts(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, episode: EpisodeConfig,
-                     num_generations: int, branching: BranchingConfig, count_tokens: Callable[[str], int],
+def collect_rollouts(tasks: Sequence[Task], run: EpisodeRunner, num_generations: int, branching: BranchingConfig,
                      session_prefix: str) -> tuple[list[Rollout], BranchStats]:
-    """G rollouts per task, then the entropy-guided forks (wave 2) when branching is enabled."""
+    """G rollouts per task, then the entropy-guided forks (wave 2) when branching is enabled. The repeats of a task
+    (and its forks) are contiguous, so a Ray runner can keep each group on one worker."""
     repeated = [task for task in tasks for _ in range(num_generations)]
-    wave = run_episodes(repeated, policy, registry, episode, count_tokens, session_prefix=f"{session_prefix}-g")
+    wave = run(repeated, f"{session_prefix}-g")
     rollouts = [Rollout(group=i // num_generations, result=r) for i, r in enumerate(wave)]
     stats = BranchStats()
     if not branching.enabled or branching.max_branches == 0:
@@ -129,8 +146,7 @@ def collect_rollouts(tasks: Sequence[Task], policy: Policy, registry: AgentRegis
     if chosen:
         forks = [fork_at(rollouts[index].result, point.turn) for index, point in chosen]
         branch_tasks = [tasks[rollouts[index].group] for index, _ in chosen]
-        results = run_episodes(branch_tasks, policy, registry, episode, count_tokens,
-                               session_prefix=f"{session_prefix}-b", forks=forks)
+        results = run(branch_tasks, f"{session_prefix}-b", forks)
         rollouts += [Rollout(group=rollouts[index].group, result=r, parent=index, fork_turn=point.turn)
                      for (index, point), r in zip(chosen, results)]
     return rollouts, stats

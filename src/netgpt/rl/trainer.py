@@ -30,7 +30,7 @@ from netgpt.rl.advantages import group_relative_advantages
 from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from netgpt.rl.config import RLConfig
 from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
-from netgpt.rl.rollout import Rollout, collect_rollouts
+from netgpt.rl.rollout import EpisodeRunner, Rollout, collect_rollouts, local_runner
 from netgpt.tasks.generate import training_task
 from netgpt.tasks.schema import Task
 
@@ -75,6 +75,28 @@ class RLTrainer:
         self.step = 0
         self.out = config.out
         self.metrics_path = self.out / "metrics.jsonl"
+        self.pool, self._owns_ray = None, False
+        if config.rollout.backend == "ray":
+            self._start_pool()
+
+    def _start_pool(self) -> None:
+        """Ray rollout workers, each loading the starting policy and wrapping it as the learner does; they get the
+        learner's trainable parameters before every rollout. A worker runs whole groups: ceil(tasks / workers)
+        groups per batch."""
+        from netgpt.distributed.ray_backend import PolicySpec, RayRolloutPool, WorkerSpec, init_ray
+
+        cfg = self.config
+        if cfg.model is None or not Path(cfg.model).is_dir():
+            raise ValueError("Ray rollout workers load the starting policy themselves: set `model` to a local "
+                             "model directory (e.g. an SFT checkpoint's model/)")
+        per_worker = -(-cfg.tasks_per_step // cfg.rollout.workers)
+        spec = WorkerSpec(policy=PolicySpec(
+            name=str(Path(cfg.model).resolve()), device=cfg.device, dtype=cfg.dtype, max_new_tokens=cfg.max_new_tokens,
+            batch_size=per_worker * max(cfg.num_generations, cfg.branching.max_branches), seed=cfg.seed,
+            temperature=cfg.temperature, train=cfg.train, top_layers=cfg.top_layers, lora_r=cfg.lora_r),
+            faults=self.registry.faults.config, episode=self.episode)
+        self._owns_ray = init_ray(cfg.rollout.address, num_cpus=max(cfg.rollout.workers, 2))
+        self.pool = RayRolloutPool(spec, cfg.rollout.workers, num_gpus=1 if cfg.device.startswith("cuda") else 0)
 
     # ------------------------------------------------------------------ data
     def tasks_for(self, step: int) -> list[Task]:
@@ -87,15 +109,23 @@ class RLTrainer:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     # ------------------------------------------------------------------ one step
-    def rollout(self, step: int) -> tuple[list[Rollout], dict]:
+    def runner(self) -> EpisodeRunner:
+        """This step's episode runner, sampling from the current weights. Each episode draws from its own generator
+        (seeded by the run's seed and its session), so local and Ray rollouts are the same episodes."""
         cfg = self.config
         policy_model = self.accelerator.unwrap_model(self.model).eval()
+        if self.pool is not None:
+            self.pool.push_weights({n: p for n, p in policy_model.named_parameters() if p.requires_grad})
+            return self.pool.run
         # a fresh policy every step: its cached system-prompt KV was computed with the previous weights
         policy = LLMPolicy(policy_model, self.tokenizer, name="rl", temperature=cfg.temperature,
-                           max_new_tokens=cfg.max_new_tokens,
+                           max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                            batch_size=cfg.tasks_per_step * (cfg.num_generations + cfg.branching.max_branches))
-        rollouts, branch = collect_rollouts(self.tasks_for(step), policy, self.registry, self.episode,
-                                            cfg.num_generations, cfg.branching, self._count_tokens,
+        return local_runner(policy, self.registry, self.episode, self._count_tokens)
+
+    def rollout(self, step: int) -> tuple[list[Rollout], dict]:
+        cfg = self.config
+        rollouts, branch = collect_rollouts(self.tasks_for(step), self.runner(), cfg.num_generations, cfg.branching,
                                             session_prefix=f"rl{step}")
         return rollouts, {"branch_eligible": branch.eligible, "branch_fired": branch.fired,
                           "branch_taken": branch.taken, "branching_rate": branch.rate}
@@ -227,6 +257,13 @@ class RLTrainer:
         return rows
 
     def close(self) -> None:
+        if self.pool is not None:
+            import ray
+
+            self.pool.close()
+            self.pool = None
+            if self._owns_ray:
+                ray.shutdown()
         if self._owns_registry:
             self.registry.close()
 
