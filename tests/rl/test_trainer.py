@@ -57,8 +57,9 @@ def test_a_few_steps_move_a_learnable_reward(tokenizer, registry, tmp_path):
     assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.2, rewards
     logged = [json.loads(line) for line in (config.out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(6))
-    assert {"score", "accuracy", "calls_per_task", "entropy", "clip_fraction", "kl", "branching_rate",
-            "step_s"} <= set(logged[0])
+    assert {"score", "accuracy", "calls_per_task", "entropy", "rollout_entropy", "clip_fraction", "kl",
+            "branching_rate", "step_s"} <= set(logged[0])
+    assert all(r["rollout_entropy"] > 0 for r in logged)
     assert [p.name for p in list_checkpoints(config.out)] == ["checkpoint-000003", "checkpoint-000006"]
     assert (config.out / "checkpoint-000006" / "model" / "model.safetensors").exists()
     assert list((config.out / "tensorboard").glob("events.out.tfevents.*"))

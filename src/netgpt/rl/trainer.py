@@ -281,7 +281,11 @@ def _episode_metrics(rollouts: list[Rollout]) -> dict:
     are not a sample of the policy)."""
     agg = aggregate("rl", [r.result for r in rollouts if r.parent is None])
     keys = ("score", "accuracy", "coordination", "resource", "calls_per_task", "invalid_call_rate", "answered_rate")
-    return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n, "rollouts": len(rollouts)}
+    # the sampling policy's entropy on its own tokens: defined every step, unlike the loss-side `entropy`, which
+    # exists only when some group had a learning signal
+    core = [e for r in rollouts for e, m in zip(r.trajectory.entropies, r.trajectory.env_mask) if m]
+    return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n, "rollouts": len(rollouts),
+            "rollout_entropy": statistics.fmean(core) if core else 0.0}
 
 
 def plot_training_curves(rows: list[dict], path: Path) -> None:
@@ -292,11 +296,12 @@ def plot_training_curves(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [("score", "score (mean total reward)"), ("accuracy", "accuracy"), ("calls_per_task", "calls / task"),
-              ("entropy", "entropy (nats/token)"), ("clip_fraction", "clip fraction"), ("step_s", "step time (s)")]
+              ("rollout_entropy", "rollout entropy (nats/token)"), ("clip_fraction", "clip fraction"),
+              ("step_s", "step time (s)")]
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     steps = [r["step"] for r in rows]
     for ax, (key, title) in zip(axes.flat, panels):
-        ax.plot(steps, [r[key] for r in rows], marker=".", linewidth=1)
+        ax.plot(steps, [r.get(key, float("nan")) for r in rows], marker=".", linewidth=1)  # older logs lack keys
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
