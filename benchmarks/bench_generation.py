@@ -33,10 +33,11 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
     work = load_tasks(SPLITS_DIR / "test.jsonl")[:tasks]
     config = EpisodeConfig(max_turns=max_turns)
     rows, answers = [], {}
+    dtype_list = dtypes.split(",")
     tokenizer = load_tokenizer()
     count_tokens = lambda text: len(tokenizer(text).input_ids)  # noqa: E731
     with AgentRegistry.from_config(None) as registry:
-        for dtype in dtypes.split(","):
+        for dtype in dtype_list:
             model, _ = load_model(dtype=dtype)
             for batch in (int(b) for b in batch_sizes.split(",")):
                 policy = LLMPolicy(model, tokenizer, batch_size=batch, max_new_tokens=max_new_tokens)
@@ -46,7 +47,7 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
                 generated = sum(sum(r.trajectory.env_mask) for r in results)
                 prompt = sum(len(r.trajectory.prompt_ids) for r in results)
                 answers.setdefault(dtype, [r.answer for r in results])
-                first = answers[dtypes.split(",")[0]]
+                first = answers[dtype_list[0]]
                 rows.append({"dtype": dtype, "batch_size": batch, "wall_s": wall, "generated_tokens": generated,
                              "generated_tokens_per_s": generated / wall, "s_per_task": wall / len(work),
                              "projected_600_tasks_min": wall / len(work) * 600 / 60,
@@ -61,7 +62,7 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
     (out / "bench_generation.json").write_text(json.dumps(body, indent=2) + "\n")
     lines = ["# LLM rollout throughput (prompt-only core, greedy, real agents)", "", f"`{body['command']}`", "",
              "| dtype | batch | wall (s) | generated tokens | tokens/s | s/task | 600 tasks (min) | prompt tokens "
-             "| same answer as " + dtypes.split(",")[0] + " |", "|---|---|---|---|---|---|---|---|---|"]
+             "| same answer as " + dtype_list[0] + " |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['dtype']} | {r['batch_size']} | {r['wall_s']:.1f} | {r['generated_tokens']} "
               f"| {r['generated_tokens_per_s']:.1f} | {r['s_per_task']:.2f} | {r['projected_600_tasks_min']:.1f} "
               f"| {r['mean_prompt_tokens']:.0f} | {r['same_answer_as_first_dtype']:.2f} |" for r in rows]
@@ -73,7 +74,7 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for dtype in dtypes.split(","):
+    for dtype in dtype_list:
         mine = [r for r in rows if r["dtype"] == dtype]
         ax.plot([r["batch_size"] for r in mine], [r["generated_tokens_per_s"] for r in mine], marker="o", label=dtype)
     ax.legend()

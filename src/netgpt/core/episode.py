@@ -249,16 +249,17 @@ def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry,
     results: list[EpisodeResult] = []
     for start in range(0, len(tasks), policy.batch_size):
         batch = tasks[start:start + policy.batch_size]
-        envs = [NetworkTaskEnv(registry, config, sessions[start + i], count_tokens) for i in range(len(batch))]
+        batch_sessions = sessions[start:start + len(batch)]
+        envs = [NetworkTaskEnv(registry, config, session, count_tokens) for session in batch_sessions]
         if forks is None:
             first = [env.reset(task) for env, task in zip(envs, batch)]
-            policy.begin(system, batch, first, sessions=sessions[start:start + len(batch)])
+            policy.begin(system, batch, first, sessions=batch_sessions)
         else:
             batch_forks = forks[start:start + policy.batch_size]
             first = [env.restore(task, fork.events) if fork else env.reset(task)
                      for env, task, fork in zip(envs, batch, batch_forks)]
             policy.begin(system, batch, first, resume=[fork.trajectory if fork else None for fork in batch_forks],
-                         sessions=sessions[start:start + len(batch)])
+                         sessions=batch_sessions)
         active = list(range(len(batch)))
         while active:
             turns = policy.act(active)
