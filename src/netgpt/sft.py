@@ -37,6 +37,12 @@ class SFTConfig(BaseModel):
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
+    lr_scheduler_type: Literal["linear", "constant"] = Field(
+        "linear", description="linear: warm up, then decay to 0 by the last step (TRL's default); constant: flat")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="fraction of the steps spent warming up")
+    mixed_precision: Literal["no", "bf16"] = Field(
+        "no", description="bf16: matmuls in bfloat16 under autocast, weights and optimiser in float32 "
+                          "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)
@@ -118,17 +124,24 @@ def masked_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None) -> list[dict]:
     """A compact training loop written against ``accelerate``; returns the per-step metrics."""
     from accelerate import Accelerator
+    from transformers import get_scheduler
 
     accelerator = Accelerator(cpu=config.device == "cpu")
+    # torch.autocast rather than Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton
+    # that refuses a second setting, and masked_nll calls the decoder directly rather than through forward.
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")
     torch.manual_seed(config.seed)
     model = select_trainable(model, config.train, config.top_layers, config.lora_r)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=int(config.warmup_ratio *
+                              total_steps), num_training_steps=total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     order = list(range(len(data)))
     rng = random.Random(config.seed)
-    steps_per_epoch = math.ceil(len(data) / config.batch_size)
     metrics: list[dict] = []
     config.out.mkdir(parents=True, exist_ok=True)
     with open(config.out / "metrics.jsonl", "w") as log:
@@ -139,11 +152,14 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
                 chunk = [data[i] for i in order[step * config.batch_size:(step + 1) * config.batch_size]]
                 batch = {k: v.to(accelerator.device) for k, v in
                          collate(chunk, tokenizer.pad_token_id, config.max_length).items()}
-                loss = masked_nll(model, batch)
+                with autocast:
+                    loss = masked_nll(model, batch)
                 accelerator.backward(loss)
                 optimizer.step()
+                scheduler.step()
                 optimizer.zero_grad()
                 row = {"epoch": epoch, "step": epoch * steps_per_epoch + step, "loss": loss.item(),
+                       "lr": scheduler.get_last_lr()[0],
                        "tokens": int(batch["loss_mask"].sum()), "step_s": time.perf_counter() - start}
                 metrics.append(row)
                 log.write(json.dumps(row) + "\n")
