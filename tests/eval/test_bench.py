@@ -34,10 +34,14 @@ def test_plan_orders_stages_by_dependency(tmp_path):
 
 
 def test_plan_puts_the_headline_comparison_before_secondary_stages(tmp_path):
-    names = [s.name for s in plan(_config(tmp_path, splits=["dev", "ood"]))]
+    names = [s.name for s in plan(_config(tmp_path, splits=["dev", "ood"], prompt_baseline=True,
+                                          heuristics=["oracle", "always", "random", "never"]))]
     headline = names.index("eval rl-s1 on dev")
     assert names.index("sft sft_teacher") > headline and names.index("eval sft_oracle on ood") > headline
     assert names.index("eval rl-s0 on ood") > headline and names.index("eval oracle on ood") > headline
+    # next, the headline's trained policies on the other split, before the secondary SFT and LLM baselines
+    generalisation = max(names.index(f"eval {n} on ood") for n in ("sft_oracle", "rl-s0", "rl-s1"))
+    assert generalisation < min(names.index(n) for n in ("sft sft_teacher", "eval prompt on ood", "eval never on ood"))
 
 
 def test_scripted_stages_run_resume_and_summarise(tmp_path):

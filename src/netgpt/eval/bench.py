@@ -87,18 +87,24 @@ def _rl_steps(config: BenchConfig) -> int:
 
 def plan(config: BenchConfig) -> list[Stage]:
     """Every stage in dependency order, critical path first: baselines, the SFT that RL starts from, the RL seeds
-    on the first split; then the other SFT variant and the remaining splits. A bench stopped early has then
-    already measured the headline comparison."""
+    on the first split; then those trained policies on the remaining splits; then the other SFT variant and the
+    untrained LLM baselines on the remaining splits. A bench stopped early has then already measured the headline
+    comparison, and next how it generalises."""
     first: list[Stage] = []
+    trained_later: list[Stage] = []
     later: list[Stage] = []
     limit = ["--limit", str(config.limit)] if config.limit else []
 
-    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), deferred: bool = False) -> None:
+    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), deferred: bool = False,
+                 headline: bool = False) -> None:
         for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
             stage = Stage(name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
                 "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra))
-            (later if deferred or i > 0 else first).append(stage)
+            if deferred or i > 0:
+                (trained_later if headline and not deferred else later).append(stage)
+            else:
+                first.append(stage)
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -116,15 +122,15 @@ def plan(config: BenchConfig) -> list[Stage]:
         (later if deferred else first).append(
             Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
         trained[name] = run / "model"
-        evaluate(name, str(run / "model"), llm, deferred)
+        evaluate(name, str(run / "model"), llm, deferred, headline=True)
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"
         first.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
                                            "--out", str(run), "--resume", *init)))
-        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm)
-    return first + later
+        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm, headline=True)
+    return first + trained_later + later
 
 
 def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> list[str]:
