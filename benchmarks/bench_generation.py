@@ -3,10 +3,10 @@ weight dtype, and the projected time of a 600-task evaluation.
 
     .venv/bin/python benchmarks/bench_generation.py --out results/bench_generation
 
-Runs the prompt-only core (greedy) on the first ``--tasks`` test tasks for each (dtype, batch size), with the real
-agents in-process, and writes ``bench_generation.json``, ``.md`` and ``.png``. For each dtype after the first it also
-reports how many episodes end with the same answer as under the first dtype (greedy decoding in lower precision
-can take another path).
+Runs the prompt-only core, or a trained one with ``--model runs/…/model`` (greedy), on the first ``--tasks`` test
+tasks for each (dtype, batch size), with the real agents in-process, and writes ``bench_generation.json``, ``.md``
+and ``.png``. For each dtype after the first it also reports how many episodes end with the same answer as under the
+first dtype (greedy decoding in lower precision can take another path).
 """
 
 from __future__ import annotations
@@ -28,19 +28,20 @@ from netgpt.tasks import load_tasks
 
 
 def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_sizes: str = "16,32",
-         dtypes: str = "float32,bfloat16", max_new_tokens: int = 96, max_turns: int = 4) -> None:
+         dtypes: str = "float32,bfloat16", max_new_tokens: int = 96, max_turns: int = 4,
+         model: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     work = load_tasks(SPLITS_DIR / "test.jsonl")[:tasks]
     config = EpisodeConfig(max_turns=max_turns)
     rows, answers = [], {}
     dtype_list = dtypes.split(",")
-    tokenizer = load_tokenizer()
+    tokenizer = load_tokenizer(model)
     count_tokens = lambda text: len(tokenizer(text).input_ids)  # noqa: E731
     with AgentRegistry.from_config(None) as registry:
         for dtype in dtype_list:
-            model, _ = load_model(dtype=dtype)
+            llm, _ = load_model(model, dtype=dtype)
             for batch in (int(b) for b in batch_sizes.split(",")):
-                policy = LLMPolicy(model, tokenizer, batch_size=batch, max_new_tokens=max_new_tokens)
+                policy = LLMPolicy(llm, tokenizer, batch_size=batch, max_new_tokens=max_new_tokens)
                 start = time.perf_counter()
                 results = run_episodes(work, policy, registry, config, count_tokens)
                 wall = time.perf_counter() - start
@@ -56,11 +57,13 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
                              / len(work)})
                 print(json.dumps(rows[-1]))
     body = {"command": f"benchmarks/bench_generation.py --out {out} --tasks {tasks} --batch-sizes {batch_sizes} "
-                       f"--dtypes {dtypes} --max-new-tokens {max_new_tokens} --max-turns {max_turns}",
+                       f"--dtypes {dtypes} --max-new-tokens {max_new_tokens} --max-turns {max_turns}"
+                       + (f" --model {model}" if model else ""),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "environment": environment_info(),
             "rows": rows}
     (out / "bench_generation.json").write_text(json.dumps(body, indent=2) + "\n")
-    lines = ["# LLM rollout throughput (prompt-only core, greedy, real agents)", "", f"`{body['command']}`", "",
+    core = f"core {model}" if model else "prompt-only core"
+    lines = [f"# LLM rollout throughput ({core}, greedy, real agents)", "", f"`{body['command']}`", "",
              "| dtype | batch | wall (s) | generated tokens | tokens/s | s/task | 600 tasks (min) | prompt tokens "
              "| same answer as " + dtype_list[0] + " |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['dtype']} | {r['batch_size']} | {r['wall_s']:.1f} | {r['generated_tokens']} "
@@ -80,7 +83,7 @@ def main(out: Path = Path("results/bench_generation"), tasks: int = 32, batch_si
     ax.legend()
     ax.set_xlabel("batch size (episodes)")
     ax.set_ylabel("generated tokens/s")
-    ax.set_title("prompt-only core, CPU")
+    ax.set_title(f"{core}, CPU")
     fig.tight_layout()
     fig.savefig(out / "bench_generation.png", dpi=120)
 
