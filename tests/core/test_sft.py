@@ -40,17 +40,23 @@ def test_masked_nll_ignores_prompt_and_agent_tokens(tokenizer, registry):
     assert seen == [int(batch["loss_mask"].sum())]
 
 
-def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
+def _train_tiny(config: SFTConfig, tokenizer, registry):
+    """Train a tiny model on 8 oracle traces: (loss before, loss after, per-step metrics, the model)."""
     data = build_dataset(SFTConfig(n_tasks=8, seed=3), registry, tokenizer)
     model = tiny_model(tokenizer, seed=0)
-    config = SFTConfig(epochs=12, batch_size=8, learning_rate=3e-3, lr_scheduler_type="constant", train="full",
-                       out=tmp_path / "sft")
     batch = collate(data, tokenizer.pad_token_id, 4096)
     with torch.no_grad():
         before = masked_nll(model, batch).item()
     metrics = train_sft(config, model, tokenizer, data)
     with torch.no_grad():
         after = masked_nll(model, batch).item()
+    return before, after, metrics, model
+
+
+def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
+    config = SFTConfig(epochs=12, batch_size=8, learning_rate=3e-3, lr_scheduler_type="constant", train="full",
+                       out=tmp_path / "sft")
+    before, after, metrics, _ = _train_tiny(config, tokenizer, registry)
     assert after < 0.8 * before and len(metrics) == 12
     assert (tmp_path / "sft" / "model" / "model.safetensors").exists()
     assert (tmp_path / "sft" / "metrics.jsonl").read_text().count("\n") == 12
@@ -59,16 +65,9 @@ def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
 def test_bf16_mixed_precision_trains_with_a_linear_schedule(tokenizer, registry, tmp_path):
     """bf16 autocast (the CPU config's setting) still lowers the loss; the learning rate warms up, then decays to 0
     on the last step; the saved weights stay float32."""
-    data = build_dataset(SFTConfig(n_tasks=8, seed=3), registry, tokenizer)
-    model = tiny_model(tokenizer, seed=0)
     config = SFTConfig(epochs=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.1, mixed_precision="bf16",
                        train="full", out=tmp_path / "sft")
-    batch = collate(data, tokenizer.pad_token_id, 4096)
-    with torch.no_grad():
-        before = masked_nll(model, batch).item()
-    metrics = train_sft(config, model, tokenizer, data)
-    with torch.no_grad():
-        after = masked_nll(model, batch).item()
+    before, after, metrics, model = _train_tiny(config, tokenizer, registry)
     lrs = [row["lr"] for row in metrics]
     peak = lrs.index(max(lrs))
     assert after < 0.8 * before
