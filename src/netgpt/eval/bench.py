@@ -95,16 +95,15 @@ def plan(config: BenchConfig) -> list[Stage]:
     later: list[Stage] = []
     limit = ["--limit", str(config.limit)] if config.limit else []
 
-    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), deferred: bool = False,
-                 headline: bool = False) -> None:
+    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), first_split: list[Stage] = first,
+                 other_splits: list[Stage] = later) -> None:
+        """Queue the eval on the first split into ``first_split`` and those on the other splits into
+        ``other_splits``."""
         for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
-            stage = Stage(name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
-                "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra))
-            if deferred or i > 0:
-                (trained_later if headline and not deferred else later).append(stage)
-            else:
-                first.append(stage)
+            (other_splits if i else first_split).append(Stage(
+                name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
+                    "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra)))
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -115,21 +114,21 @@ def plan(config: BenchConfig) -> list[Stage]:
     trained: dict[str, Path] = {}
     for teacher, name in (("always", "sft_teacher"), ("oracle", "sft_oracle")):
         run = config.runs / name
-        deferred = config.rl.init != name
+        headline = config.rl.init == name  # the SFT that RL starts from
         sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run)]
         if config.sft.n_tasks:
             sft += ["--n-tasks", str(config.sft.n_tasks)]
-        (later if deferred else first).append(
+        (first if headline else later).append(
             Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
         trained[name] = run / "model"
-        evaluate(name, str(run / "model"), llm, deferred, headline=True)
+        evaluate(name, str(run / "model"), llm, *((first, trained_later) if headline else (later, later)))
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"
         first.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
                                            "--out", str(run), "--resume", *init)))
-        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm, headline=True)
+        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm, first, trained_later)
     return first + trained_later + later
 
 
