@@ -445,6 +445,40 @@ def compare_command(runs: Annotated[list[Path], typer.Argument(help="run directo
     Console().print(summary_table(aggs) + "\n\n" + family_table(aggs), markup=False)
 
 
+@app.command("errors")
+def errors_command(
+    runs: Annotated[list[Path], typer.Argument(help="run directories (netgpt eval --out)")],
+    top: Annotated[int, typer.Option(min=1, help="most often wrong arguments listed per run")] = 8,
+    out: Annotated[Path | None, typer.Option(help="also write errors.json (every diagnosis) and errors.md here")
+                   ] = None,
+) -> None:
+    """Why answers were wrong: each episode of each run lined up with its task's reference plan."""
+    from netgpt.agents import default_agents
+    from netgpt.eval.errors import ERROR_KINDS, analyse, fields_table, kinds_table, load_run_episodes, skill_defaults
+    from netgpt.tasks import load_tasks
+
+    defaults = skill_defaults(agent.card for agent in default_agents())
+    analysed, tasks_by_split = [], {}
+    for run in runs:
+        if not (run / "results.json").is_file() or not (run / "run.json").is_file():
+            raise typer.BadParameter(f"{run} is not an evaluation run (results.json and run.json)")
+        split, episodes = load_run_episodes(run)
+        if split not in tasks_by_split:
+            tasks_by_split[split] = load_tasks(_split_path(split))
+        try:
+            analysed.append(analyse(run.name, tasks_by_split[split], episodes, defaults))
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    legend = "\n".join(f"- {kind}: {text}" for kind, text in ERROR_KINDS.items())
+    report = (f"# Error analysis against the reference plans\n\n{kinds_table(analysed)}\n\n{legend}\n\n"
+              + "\n\n".join(f"## {r.name}: wrong arguments\n\n{fields_table(r, top)}" for r in analysed if r.fields))
+    Console().print(report, markup=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "errors.md").write_text(report + "\n")
+        (out / "errors.json").write_text(json.dumps([r.model_dump() for r in analysed]) + "\n")
+
+
 @app.command("demo")
 def demo(
     seed: Annotated[int, typer.Option()] = 0,
