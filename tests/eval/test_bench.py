@@ -58,6 +58,9 @@ def test_scripted_stages_run_resume_and_summarise(tmp_path):
     assert data["splits"]["dev"]["oracle"]["n"] == 24
     assert data["splits"]["dev"]["oracle"]["score"] > data["splits"]["dev"]["random"]["score"]
     assert summary["targets"] == {}  # no RL run yet: no target is claimed
+    errors = summary["errors"]["dev"]
+    assert set(errors) == {"oracle", "always", "random"} and errors["oracle"]["correct"] == 1.0
+    assert "## Where answers go wrong (dev)" in (tmp_path / "out" / "benchmark.md").read_text()
     assert (tmp_path / "out" / "benchmark.png").exists() and "| oracle | 24 |" in (
         tmp_path / "out" / "benchmark.md").read_text()
 

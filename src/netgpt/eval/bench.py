@@ -180,6 +180,7 @@ def summarise(config: BenchConfig, out: Path = RESULTS) -> dict:
                                                                            if f in a.per_family)} for f in families}}
         summary["splits"][split] = {k: policies[k] for k in ORDER if k in policies}
     summary["targets"] = _targets(summary["splits"].get("test", {}))
+    summary["errors"] = {split: _errors(config, split) for split in summary["splits"]}
     summary["training"] = _training(config)
     # the issue's contract: the top level maps each policy to its aggregate on the test split
     summary.update(summary["splits"].get("test", {}))
@@ -218,6 +219,27 @@ def _targets(test: dict) -> dict:
                                              "met": test["rl"]["calls_per_task"] < a["calls_per_task"]
                                              and rl > a["score"]}
     return out
+
+
+def _errors(config: BenchConfig, split: str) -> dict[str, dict[str, float]]:
+    """Share of each :mod:`netgpt.eval.errors` outcome per evaluated run (the RL seeds one by one)."""
+    from netgpt.agents import default_agents
+    from netgpt.eval.errors import ERROR_KINDS, analyse, load_run_episodes, skill_defaults
+    from netgpt.eval.harness import SPLITS_DIR
+    from netgpt.tasks import load_tasks
+
+    names = [n for n in ORDER if n != "rl"] + [f"rl-s{s}" for s in config.rl.seeds]
+    runs = {n: config.results / f"{n}-{split}" for n in names}
+    runs = {n: run for n, run in runs.items() if (run / "run.json").is_file()}
+    if not runs:
+        return {}
+    tasks = load_tasks(SPLITS_DIR / f"{split}.jsonl")
+    defaults = skill_defaults(agent.card for agent in default_agents())
+    shares = {}
+    for name, run in runs.items():
+        report = analyse(name, tasks, load_run_episodes(run)[1], defaults)
+        shares[name] = {kind: report.kinds.get(kind, 0) / report.n for kind in ERROR_KINDS}
+    return shares
 
 
 def _training(config: BenchConfig) -> dict:
@@ -265,6 +287,16 @@ def _markdown(summary: dict, config: BenchConfig) -> str:
         for name, t in summary["targets"].items():
             measured = {k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in t.items() if k != "met"}
             lines.append(f"| {name} | {measured} | {'yes' if t['met'] else 'no'} |")
+        lines.append("")
+    for split, shares in summary["errors"].items():
+        if not shares:
+            continue
+        lines += [f"## Where answers go wrong ({split})", "",
+                  "Share of episodes by outcome against the reference plan (`netgpt errors`, kinds in "
+                  "`netgpt.eval.errors.ERROR_KINDS`).", "",
+                  "| outcome | " + " | ".join(shares) + " |", "|" + "---|" * (len(shares) + 1)]
+        for kind in next(iter(shares.values())):
+            lines.append(f"| {kind} | " + " | ".join(f"{s[kind]:.3f}" for s in shares.values()) + " |")
         lines.append("")
     if summary["training"]:
         lines += ["## Training runs", "", "| run | steps | wall (min) |", "|---|---|---|"]
