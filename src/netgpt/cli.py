@@ -287,7 +287,7 @@ def eval_command(
     config = EpisodeConfig(max_turns=max_turns)
     name = Path(policy).name if Path(policy).is_dir() else policy
     scores: list[float] = []
-    start = time.perf_counter()
+    start = launched = time.perf_counter()
     with _progress() as progress:
         bar = progress.add_task(f"{name} on {split}", total=len(tasks))
 
@@ -302,7 +302,11 @@ def eval_command(
                 name=str(Path(policy).resolve()) if Path(policy).is_dir() else policy, model=model, device=device,
                 dtype=dtype, batch_size=None if policy in SCRIPTED else batch_size, max_new_tokens=max_new_tokens,
                 seed=seed), agents=str(agents.resolve()) if agents else None, faults=fault_config, episode=config)
-            results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick)
+            def workers_up() -> None:
+                nonlocal start
+                start = time.perf_counter()
+
+            results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick, on_ready=workers_up)
         else:
             with AgentRegistry.from_config(agents, faults=fault_config) as registry:
                 runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
@@ -316,7 +320,8 @@ def eval_command(
                 "backend": backend.value, "workers": workers if backend is Backend.RAY else 1,
                 "seed": seed, "model": model, "device": device, "dtype": dtype, "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens, "episode": config.model_dump(), "faults": fault_config.model_dump(),
-                "wall_s": wall, "generated_tokens_per_s": agg.tokens * agg.n / wall if wall else None}
+                "wall_s": wall, "startup_s": start - launched,
+                "generated_tokens_per_s": agg.tokens * agg.n / wall if wall else None}
     write_run(out, results, agg, run_info)
     from netgpt.eval.report import summary_table
 

@@ -233,7 +233,8 @@ class RayRolloutPool:
             raise ValueError("workers must be >= 1")
         actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(RolloutWorker)
         self.workers = [actor.remote(spec) for _ in range(workers)]
-        self.policy_name, self.batch_size = ray.get(self.workers[0].describe.remote())
+        # wait for every worker, so that timings taken after the constructor measure episodes, not start-up
+        self.policy_name, self.batch_size = ray.get([w.describe.remote() for w in self.workers])[0]
 
     def run(self, tasks: Sequence[Task], session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None,
             on_result: Callable[[EpisodeResult], None] = lambda r: None) -> list[EpisodeResult]:
@@ -297,14 +298,15 @@ class RayRolloutPool:
 
 def evaluate_on_ray(tasks: Sequence[Task], spec: WorkerSpec, workers: int, address: str | None = None,
                     on_result: Callable[[EpisodeResult], None] = lambda r: None,
-                    ) -> tuple[list[EpisodeResult], Aggregate]:
+                    on_ready: Callable[[], None] = lambda: None) -> tuple[list[EpisodeResult], Aggregate]:
     """``netgpt eval --backend ray``: start (or join) Ray, evaluate on ``workers`` actors, shut down what it
-    started."""
+    started. ``on_ready`` runs once every worker is up, before the first episode."""
     import ray
 
     started = init_ray(address, num_cpus=max(workers, 2))
     try:
         with RayRolloutPool(spec, workers) as pool:
+            on_ready()
             return pool.evaluate(tasks, on_result)
     finally:
         if started:
