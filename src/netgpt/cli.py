@@ -204,9 +204,9 @@ LLM_POLICIES = ("prompt", "never")
 
 
 def _split_path(split: str) -> Path:
-    from netgpt.eval.harness import SPLITS_DIR
+    from netgpt.eval.harness import split_file
 
-    path = SPLITS_DIR / f"{split}.jsonl" if split in ("dev", "test", "ood") else Path(split)
+    path = split_file(split)
     if not path.is_file():
         raise typer.BadParameter(f"no split {split!r}: use dev, test, ood or a JSONL task file", param_hint="--split")
     return path
@@ -458,22 +458,16 @@ def errors_command(
                    ] = None,
 ) -> None:
     """Why answers were wrong: each episode of each run lined up with its task's reference plan."""
-    from netgpt.agents import default_agents
-    from netgpt.eval.errors import ERROR_KINDS, analyse, fields_table, kinds_table, load_run_episodes, skill_defaults
-    from netgpt.tasks import load_tasks
+    from netgpt.eval.errors import ERROR_KINDS, analyse_runs, fields_table, kinds_table
 
-    defaults = skill_defaults(agent.card for agent in default_agents())
-    analysed, tasks_by_split = [], {}
     for run in runs:
         if not (run / "results.json").is_file() or not (run / "run.json").is_file():
             raise typer.BadParameter(f"{run} is not an evaluation run (results.json and run.json)")
-        split, episodes = load_run_episodes(run)
-        if split not in tasks_by_split:
-            tasks_by_split[split] = load_tasks(_split_path(split))
-        try:
-            analysed.append(analyse(run.name, tasks_by_split[split], episodes, defaults))
-        except ValueError as err:
-            raise typer.BadParameter(str(err)) from None
+    try:
+        names = [run.name for run in runs]  # a run is named by its folder, by its path where two folders share a name
+        analysed = analyse_runs({run.name if names.count(run.name) == 1 else str(run): run for run in runs})
+    except (ValueError, FileNotFoundError) as err:
+        raise typer.BadParameter(str(err)) from None
     legend = "\n".join(f"- {kind}: {text}" for kind, text in ERROR_KINDS.items())
     report = (f"# Error analysis against the reference plans\n\n{kinds_table(analysed)}\n\n{legend}\n\n"
               + "\n\n".join(f"## {r.name}: wrong arguments\n\n{fields_table(r, top)}" for r in analysed if r.fields))

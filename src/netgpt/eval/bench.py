@@ -223,23 +223,12 @@ def _targets(test: dict) -> dict:
 
 def _errors(config: BenchConfig, split: str) -> dict[str, dict[str, float]]:
     """Share of each :mod:`netgpt.eval.errors` outcome per evaluated run (the RL seeds one by one)."""
-    from netgpt.agents import default_agents
-    from netgpt.eval.errors import ERROR_KINDS, analyse, load_run_episodes, skill_defaults
-    from netgpt.eval.harness import SPLITS_DIR
-    from netgpt.tasks import load_tasks
+    from netgpt.eval.errors import ERROR_KINDS, analyse_runs
 
     names = [n for n in ORDER if n != "rl"] + [f"rl-s{s}" for s in config.rl.seeds]
     runs = {n: config.results / f"{n}-{split}" for n in names}
-    runs = {n: run for n, run in runs.items() if (run / "run.json").is_file()}
-    if not runs:
-        return {}
-    tasks = load_tasks(SPLITS_DIR / f"{split}.jsonl")
-    defaults = skill_defaults(agent.card for agent in default_agents())
-    shares = {}
-    for name, run in runs.items():
-        report = analyse(name, tasks, load_run_episodes(run)[1], defaults)
-        shares[name] = {kind: report.kinds.get(kind, 0) / report.n for kind in ERROR_KINDS}
-    return shares
+    reports = analyse_runs({n: run for n, run in runs.items() if (run / "run.json").is_file()})
+    return {r.name: {kind: r.kinds.get(kind, 0) / r.n for kind in ERROR_KINDS} for r in reports}
 
 
 def _training(config: BenchConfig) -> dict:

@@ -134,6 +134,23 @@ def analyse(name: str, tasks: Sequence[Task], episodes: Sequence[EpisodeResult],
                      by_family={f: dict(c) for f, c in sorted(by_family.items())}, diagnoses=diagnoses)
 
 
+def analyse_runs(runs: Mapping[str, Path]) -> list[RunErrors]:
+    """:func:`analyse` each named evaluation run directory against the tasks of the split it ran on."""
+    from netgpt.agents import default_agents
+    from netgpt.eval.harness import split_file
+    from netgpt.tasks import load_tasks
+
+    defaults = skill_defaults(agent.card for agent in default_agents())
+    tasks: dict[str, list[Task]] = {}
+    analysed = []
+    for name, run in runs.items():
+        split, episodes = load_run_episodes(run)
+        if split not in tasks:
+            tasks[split] = load_tasks(split_file(split))
+        analysed.append(analyse(name, tasks[split], episodes, defaults))
+    return analysed
+
+
 def load_run_episodes(run_dir: Path) -> tuple[str, list[EpisodeResult]]:
     """(split as the run recorded it, episodes) of an evaluation run directory."""
     info = json.loads((run_dir / "run.json").read_text())

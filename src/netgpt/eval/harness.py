@@ -23,6 +23,11 @@ from netgpt.tasks.schema import Task
 SPLITS_DIR = Path(__file__).resolve().parents[3] / "data" / "bench"
 
 
+def split_file(split: str) -> Path:
+    """The JSONL file of a benchmark split (dev, test, ood), or ``split`` itself as a path."""
+    return SPLITS_DIR / f"{split}.jsonl" if split in ("dev", "test", "ood") else Path(split)
+
+
 class FamilyAggregate(BaseModel):
     n: int
     score: float
