@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from netgpt.core.episode import EpisodeResult, Event
+from netgpt.eval.harness import INVALID_CODES, split_file
 from netgpt.protocol.messages import AgentCard
 from netgpt.tasks.schema import PlannedCall, Task
 
@@ -37,7 +38,6 @@ ERROR_KINDS: dict[ErrorKind, str] = {
     "misread_reply": "every planned call was made exactly, yet the answer is wrong",
 }
 AGENT_FIELD = "@agent"
-INVALID_CODES = frozenset({"invalid_args", "unknown_agent", "unknown_skill"})
 
 
 class Diagnosis(BaseModel):
@@ -137,7 +137,6 @@ def analyse(name: str, tasks: Sequence[Task], episodes: Sequence[EpisodeResult],
 def analyse_runs(runs: Mapping[str, Path]) -> list[RunErrors]:
     """:func:`analyse` each named evaluation run directory against the tasks of the split it ran on."""
     from netgpt.agents import default_agents
-    from netgpt.eval.harness import split_file
     from netgpt.tasks import load_tasks
 
     defaults = skill_defaults(agent.card for agent in default_agents())

@@ -23,6 +23,10 @@ from netgpt.tasks.schema import Task
 SPLITS_DIR = Path(__file__).resolve().parents[3] / "data" / "bench"
 
 
+# error codes of a call the core got wrong (as opposed to an agent that failed it)
+INVALID_CODES = frozenset({"invalid_args", "unknown_agent", "unknown_skill"})
+
+
 def split_file(split: str) -> Path:
     """The JSONL file of a benchmark split (dev, test, ood), or ``split`` itself as a path."""
     return SPLITS_DIR / f"{split}.jsonl" if split in ("dev", "test", "ood") else Path(split)
@@ -57,8 +61,7 @@ def _mean(values: Sequence[float]) -> float:
 
 def aggregate(policy: str, results: Sequence[EpisodeResult]) -> Aggregate:
     actions = [e for r in results for e in r.events if e.kind != "answer"]
-    invalid = [e for e in actions if e.kind == "issue" or e.error_code in ("invalid_args", "unknown_agent",
-                                                                           "unknown_skill")]
+    invalid = [e for e in actions if e.kind == "issue" or e.error_code in INVALID_CODES]
     by_family: dict[str, list[EpisodeResult]] = defaultdict(list)
     for r in results:
         by_family[r.family].append(r)
