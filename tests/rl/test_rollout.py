@@ -50,6 +50,16 @@ def test_branching_fires_exactly_when_the_entropy_rule_says():
     assert entropy_guided_branch_points(result, rule.model_copy(update={"probe_tokens": 3}))[0] == []
 
 
+def test_one_uncertain_token_is_enough_to_fire():
+    # the call-or-answer choice is one token among near-certain tag tokens: the peak counts, a mean would hide it
+    mask = [1, 1, 1, 1, 0, 0, 1, 1, 1, 1]
+    ent = [0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.69, 0.0, 0.0]
+    result = _episode(["call", "answer"], mask, ent)
+    points, eligible = entropy_guided_branch_points(result, BranchingConfig(threshold=0.5, probe_tokens=4))
+    assert eligible == 1 and [(p.turn, p.rise) for p in points] == [(1, 0.69)]
+    assert entropy_guided_branch_points(result, BranchingConfig(threshold=0.5, probe_tokens=1))[0] == []
+
+
 def test_misaligned_trajectories_are_rejected():
     with pytest.raises(ValueError, match="line up"):
         entropy_guided_branch_points(_episode(["call", "answer"], [1, 1, 1], [0.0] * 3), BranchingConfig())

@@ -23,7 +23,7 @@ class BranchingConfig(BaseModel):
     enabled: bool = True
     threshold: float = Field(0.5, description="fork when the entropy after an agent reply exceeds the entropy of "
                                                "the turn that made the call by more than this many nats")
-    probe_tokens: int = Field(8, ge=1, description="leading tokens of a turn whose mean entropy is compared")
+    probe_tokens: int = Field(4, ge=1, description="leading tokens of a turn whose peak entropy is compared")
     max_branches: int = Field(2, ge=0, description="extra partial rollouts per group (the group budget)")
 
 

@@ -84,15 +84,17 @@ def turn_spans(env_mask: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def _probe_entropy(entropies: Sequence[float], span: tuple[int, int], k: int) -> float:
-    window = entropies[span[0]:min(span[1], span[0] + k)]
-    return sum(window) / len(window)
+    # the peak, not the mean: a turn's decision is one token (`<call` or `<answer`, which agent, the first digit)
+    # among near-certain tag tokens, and a mean over them hides it (measured on the SFT core: the call-or-answer
+    # token after a reply is often at ln 2 nats while the mean of the first 8 tokens stays near 0.04)
+    return max(entropies[span[0]:min(span[1], span[0] + k)])
 
 
 def entropy_guided_branch_points(result: EpisodeResult, config: BranchingConfig) -> tuple[list[BranchPoint], int]:
     """Where to fork extra partial rollouts (ARPO-style adaptive branching), and how many turns were eligible.
 
     A turn ``t`` is eligible when the turn before it called an agent, so the core is reading an external reply.
-    It fires when the mean entropy of its first ``probe_tokens`` tokens exceeds that of the calling turn (the
+    It fires when the peak entropy among its first ``probe_tokens`` tokens exceeds that of the calling turn (the
     pre-call level) by more than ``threshold`` nats. Why: a rise means the reply left the core uncertain about what
     to do next (retry? switch agent? which number to report?) — the decisions this benchmark is about — so sampling
     more continuations there buys more learning signal per generated token than sampling whole episodes again."""
