@@ -32,7 +32,8 @@ from threadpoolctl import threadpool_limits
 
 from netgpt.analytics import _load_forecast_path
 from netgpt.core.episode import EpisodeConfig
-from netgpt.distributed.ray_backend import PolicySpec, RayRolloutPool, RolloutWorker, WorkerSpec, init_ray
+from netgpt.distributed.ray_backend import RayRolloutPool, init_ray
+from netgpt.distributed.worker import PolicySpec, RolloutWorker, WorkerSpec
 from netgpt.eval.harness import SPLITS_DIR, evaluate
 from netgpt.protocol.config import builtin_faults
 from netgpt.tasks import Task, load_tasks

@@ -220,12 +220,16 @@ def _checkpoint_name(path: Path) -> str:
     return f"{path.parent.name}-{path.name}" if path.name.startswith("checkpoint-") else path.name
 
 
+def check_policy_name(policy: str) -> None:
+    if policy not in SCRIPTED + LLM_POLICIES and not Path(policy).is_dir():
+        raise typer.BadParameter(f"unknown policy {policy!r}: one of {', '.join(SCRIPTED + LLM_POLICIES)} or a "
+                                 "checkpoint directory", param_hint="--policy")
+
+
 def build_policy(policy: str, registry, model: str | None, device: str, dtype: str, batch_size: int,
                  max_new_tokens: int, seed: int):
     """A scripted baseline by name, the LLM core (prompt / never), or a trained checkpoint directory."""
     from netgpt.core import policies
-    from netgpt.core.llm import LLMPolicy
-    from netgpt.core.model import load_model
 
     if policy == "oracle":
         return policies.OraclePolicy()
@@ -233,13 +237,11 @@ def build_policy(policy: str, registry, model: str | None, device: str, dtype: s
         return policies.AlwaysPolicy()
     if policy == "random":
         return policies.RandomPolicy(registry.cards(), seed=seed)
-    if policy in LLM_POLICIES:
-        source = model
-    elif Path(policy).is_dir():
-        source = policy
-    else:
-        raise typer.BadParameter(f"unknown policy {policy!r}: one of {', '.join(SCRIPTED + LLM_POLICIES)} or a "
-                                 "checkpoint directory", param_hint="--policy")
+    check_policy_name(policy)
+    source = model if policy in LLM_POLICIES else policy
+    from netgpt.core.llm import LLMPolicy
+    from netgpt.core.model import load_model
+
     llm, tokenizer = load_model(source, device=device, dtype=dtype, status=lambda m: console.print(f"[dim]{m}"))
     name = policy if policy in LLM_POLICIES else _checkpoint_name(Path(policy))
     return LLMPolicy(llm, tokenizer, name=name, batch_size=batch_size, max_new_tokens=max_new_tokens,
@@ -248,6 +250,7 @@ def build_policy(policy: str, registry, model: str | None, device: str, dtype: s
 
 class Backend(StrEnum):
     LOCAL = "local"
+    PROCESSES = "processes"
     RAY = "ray"
 
 
@@ -266,16 +269,16 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     max_new_tokens: Annotated[int, typer.Option(min=8)] = 96,
     max_turns: Annotated[int, typer.Option(min=1)] = 4,
-    backend: Annotated[Backend, typer.Option(help="local: this process; ray: rollout workers as Ray actors")] = (
-        Backend.LOCAL),
-    workers: Annotated[int, typer.Option(min=1, help="Ray rollout workers (--backend ray)")] = 2,
+    backend: Annotated[Backend, typer.Option(help="local: this process; processes: rollout workers as local "
+                                                  "processes; ray: rollout workers as Ray actors")] = Backend.LOCAL,
+    workers: Annotated[int, typer.Option(min=1, help="rollout workers (--backend processes | ray)")] = 2,
     ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
 ) -> None:
     """Run a policy over a split: results.json, results.md, plots and run.json in the run directory."""
     import time
 
     from netgpt.core.episode import EpisodeConfig
-    from netgpt.core.model import load_tokenizer
+    from netgpt.core.model import policy_token_counter
     from netgpt.eval.harness import evaluate, write_run
     from netgpt.protocol import AgentRegistry, FaultConfig
     from netgpt.protocol.config import builtin_faults
@@ -295,29 +298,39 @@ def eval_command(
             scores.append(result.reward.total)
             progress.update(bar, advance=1, description=f"{name} on {split}: score {sum(scores) / len(scores):.3f}")
 
-        if backend is Backend.RAY:
-            from netgpt.distributed.ray_backend import PolicySpec, WorkerSpec, evaluate_on_ray
+        if backend is not Backend.LOCAL:
+            from netgpt.distributed.worker import PolicySpec, WorkerSpec
+
+            check_policy_name(policy)  # here, not as a worker's start-up failure
 
             spec = WorkerSpec(policy=PolicySpec(
                 name=str(Path(policy).resolve()) if Path(policy).is_dir() else policy, model=model, device=device,
                 dtype=dtype, batch_size=None if policy in SCRIPTED else batch_size, max_new_tokens=max_new_tokens,
                 seed=seed), agents=str(agents.resolve()) if agents else None, faults=fault_config, episode=config)
+        if backend is Backend.RAY:
+            from netgpt.distributed.ray_backend import evaluate_on_ray
+
             def workers_up() -> None:
                 nonlocal start
                 start = time.perf_counter()
 
             results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick, on_ready=workers_up)
+        elif backend is Backend.PROCESSES:
+            from netgpt.distributed.processes import ProcessRolloutPool
+
+            with ProcessRolloutPool(spec, workers) as pool:
+                start = time.perf_counter()
+                results, agg = pool.evaluate(tasks, on_result=tick)
         else:
             with AgentRegistry.from_config(agents, faults=fault_config) as registry:
                 runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
-                tokenizer = getattr(runner, "tokenizer", None) or load_tokenizer(model)
+                count_tokens = policy_token_counter(runner, model)
                 start = time.perf_counter()
-                results, agg = evaluate(tasks, runner, registry, config,
-                                        count_tokens=lambda text: len(tokenizer(text).input_ids), on_result=tick)
+                results, agg = evaluate(tasks, runner, registry, config, count_tokens, on_result=tick)
     wall = time.perf_counter() - start
     out = out or Path("runs") / f"{agg.policy}-{Path(split).stem}"
     run_info = {"command": " ".join(sys.argv), "policy": policy, "split": split, "n_tasks": len(tasks),
-                "backend": backend.value, "workers": workers if backend is Backend.RAY else 1,
+                "backend": backend.value, "workers": 1 if backend is Backend.LOCAL else workers,
                 "seed": seed, "model": model, "device": device, "dtype": dtype, "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens, "episode": config.model_dump(), "faults": fault_config.model_dump(),
                 "wall_s": wall, "startup_s": start - launched,

@@ -12,7 +12,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from netgpt.cli import app  # noqa: E402
 from netgpt.core.episode import EpisodeConfig  # noqa: E402
-from netgpt.distributed.ray_backend import PolicySpec, RayRolloutPool, RolloutWorker, WorkerSpec, init_ray  # noqa: E402
+from netgpt.distributed.ray_backend import RayRolloutPool, init_ray  # noqa: E402
+from netgpt.distributed.worker import PolicySpec, RolloutWorker, WorkerSpec  # noqa: E402
 from netgpt.eval.harness import SPLITS_DIR, evaluate  # noqa: E402
 from netgpt.protocol.config import builtin_faults  # noqa: E402
 from netgpt.tasks import load_tasks  # noqa: E402

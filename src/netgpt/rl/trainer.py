@@ -83,7 +83,8 @@ class RLTrainer:
         """Ray rollout workers, each loading the starting policy and wrapping it as the learner does; they get the
         learner's trainable parameters before every rollout. A worker runs whole groups: ceil(tasks / workers)
         groups per batch."""
-        from netgpt.distributed.ray_backend import PolicySpec, RayRolloutPool, WorkerSpec, init_ray
+        from netgpt.distributed.ray_backend import RayRolloutPool, init_ray
+        from netgpt.distributed.worker import PolicySpec, WorkerSpec
 
         cfg = self.config
         if cfg.model is None or not Path(cfg.model).is_dir():

@@ -36,7 +36,7 @@ def serve_command(
 
     from netgpt.cli import build_policy, console
     from netgpt.core.episode import EpisodeConfig
-    from netgpt.core.model import load_tokenizer
+    from netgpt.core.model import policy_token_counter
     from netgpt.protocol import AgentRegistry, FaultConfig
     from netgpt.protocol.config import builtin_faults
     from netgpt.serve.app import create_app
@@ -45,8 +45,7 @@ def serve_command(
     fault_config = (FaultConfig.load(faults) if faults else builtin_faults()).model_copy(update={"seed": seed})
     with AgentRegistry.from_config(agents, faults=fault_config) as registry:
         runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
-        tokenizer = getattr(runner, "tokenizer", None) or load_tokenizer(model)
-        solver = Solver(runner, registry, lambda text: len(tokenizer(text).input_ids),
+        solver = Solver(runner, registry, policy_token_counter(runner, model),
                         model_id=served_model_name or f"netgpt-{runner.name}",
                         episode=EpisodeConfig(max_turns=max_turns), batch_size=batch_size, max_wait_ms=max_wait_ms)
         limit = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}

@@ -1,0 +1,105 @@
+"""Rollout workers as local processes: every core of one machine, without Ray.
+
+``netgpt eval --backend processes --workers N`` runs one :class:`~netgpt.distributed.worker.RolloutWorker` per
+process. Processes are spawned, not forked: a fresh interpreter is safe with the thread pools torch and the
+tokenizers library start, and a scripted policy's worker never imports either (about 1.5 s to start). Idle workers
+take the next of the batches :func:`group_batches` cuts, so sessions, fault draws and per-batch policy state are
+those of the local run and the episodes are the same, bit for bit (``tests/eval/test_process_backend.py``). A worker
+that dies (an agent crashing its process, the OOM killer) fails the run with :class:`WorkerDied`, never a hang.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from threading import BrokenBarrierError
+
+from netgpt.core.episode import EpisodeResult, Fork
+from netgpt.distributed.worker import RolloutWorker, WorkerSpec, group_batches
+from netgpt.eval.harness import Aggregate, aggregate, run_order, task_order
+from netgpt.tasks.schema import Task
+
+_worker: RolloutWorker | None = None  # this worker process's episode runtime
+_all_started = None  # a barrier shared by the workers of one pool
+
+
+class WorkerDied(RuntimeError):
+    """A rollout worker process ended while it held episodes; their results are lost."""
+
+
+def _start_worker(spec: WorkerSpec, barrier) -> None:
+    global _worker, _all_started
+    _worker = RolloutWorker(spec)
+    _all_started = barrier
+    atexit.register(_worker.close)
+
+
+def _describe_when_all_started(timeout_s: float) -> tuple[str, int]:
+    # Each of the pool's first N calls waits here until N workers have built their runtime, so the N calls run
+    # on N different processes and the pool is fully up when they return.
+    _all_started.wait(timeout_s)
+    return _worker.describe()
+
+
+def _run_batch(tasks: Sequence[Task], session_prefix: str, forks: Sequence[Fork | None] | None,
+               ) -> list[EpisodeResult]:
+    return _worker.run(tasks, session_prefix, forks)
+
+
+class ProcessRolloutPool:
+    """``workers`` spawned processes, each with its own registry and policy built from ``spec``. The constructor
+    returns once every worker is up (timings taken after it measure episodes, not start-up)."""
+
+    def __init__(self, spec: WorkerSpec, workers: int = 2, start_timeout_s: float = 300.0):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        context = multiprocessing.get_context("spawn")
+        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                             initargs=(spec, context.Barrier(workers)))
+        try:
+            described = [self._executor.submit(_describe_when_all_started, start_timeout_s) for _ in range(workers)]
+            self.policy_name, self.batch_size = [f.result() for f in described][0]
+        except (BrokenProcessPool, BrokenBarrierError) as exc:
+            self.close()
+            raise WorkerDied(f"a rollout worker failed to start ({exc!r}); run the same spec in-process "
+                             "(netgpt eval --backend local) to see its error") from exc
+
+    def run(self, tasks: Sequence[Task], session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None,
+            on_result: Callable[[EpisodeResult], None] = lambda r: None) -> list[EpisodeResult]:
+        """:func:`run_episodes` over the workers; results in the local order. ``on_result`` sees each batch's
+        results as soon as that batch is done (batches finish out of order)."""
+        pending: dict[Future, int] = {
+            self._executor.submit(_run_batch, tasks[start:end], session_prefix,
+                                  None if forks is None else forks[start:end]): start
+            for start, end in group_batches(tasks, self.batch_size)}
+        done: dict[int, list[EpisodeResult]] = {}
+        try:
+            for future in as_completed(pending):
+                done[pending[future]] = future.result()
+                for result in done[pending[future]]:
+                    on_result(result)
+        except BrokenProcessPool as exc:
+            raise WorkerDied(f"a rollout worker process died with {len(tasks) - sum(map(len, done.values()))} "
+                             f"of {len(tasks)} episodes unfinished") from exc
+        finally:
+            for future in pending:
+                future.cancel()
+        return [r for start in sorted(done) for r in done[start]]
+
+    def evaluate(self, tasks: Sequence[Task], on_result: Callable[[EpisodeResult], None] = lambda r: None,
+                 ) -> tuple[list[EpisodeResult], Aggregate]:
+        """:func:`netgpt.eval.harness.evaluate` over the workers."""
+        ordered = task_order(tasks, self.run(run_order(tasks), on_result=on_result))
+        return ordered, aggregate(self.policy_name, ordered)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessRolloutPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
