@@ -47,6 +47,22 @@ def test_two_processes_reproduce_the_local_run(dev_tasks, policy):
         assert any(e.kind == "call" and not e.ok for r in remote for e in r.events)
 
 
+def test_an_llm_checkpoint_generates_the_same_tokens_in_worker_processes(tmp_path, dev_tasks):
+    from netgpt.core.model import load_tokenizer, save_model, tiny_model
+
+    tokenizer = load_tokenizer()
+    save_model(tiny_model(tokenizer, seed=4), tokenizer, tmp_path / "ckpt")
+    spec = WorkerSpec(policy=PolicySpec(name=str(tmp_path / "ckpt"), batch_size=2, max_new_tokens=12),
+                      faults=FAULTS, episode=EpisodeConfig(max_turns=2))
+    worker = RolloutWorker(spec)
+    local, _ = evaluate(dev_tasks[:4], worker.policy, worker.registry, spec.episode, worker.count_tokens)
+    worker.close()
+    with ProcessRolloutPool(spec, workers=2, threads_per_worker=1) as pool:
+        remote, _ = pool.evaluate(dev_tasks[:4])
+    assert [r.trajectory.completion_ids for r in remote] == [r.trajectory.completion_ids for r in local]
+    assert [r.reward for r in remote] == [r.reward for r in local]
+
+
 def test_a_worker_killed_mid_run_fails_the_run_clearly(tmp_path, dev_tasks):
     agents = [{"kind": "local", "name": name} for name in AGENT_CLASSES if name != "traffic"]
     agents.append({"kind": "local", "name": "traffic", "factory": "crashing_agent:CrashingTraffic"})

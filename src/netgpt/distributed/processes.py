@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from threading import BrokenBarrierError
+
+from threadpoolctl import threadpool_limits
 
 from netgpt.core.episode import EpisodeResult, Fork
 from netgpt.distributed.worker import RolloutWorker, WorkerSpec, group_batches
@@ -30,9 +34,14 @@ class WorkerDied(RuntimeError):
     """A rollout worker process ended while it held episodes; their results are lost."""
 
 
-def _start_worker(spec: WorkerSpec, barrier) -> None:
+def _start_worker(spec: WorkerSpec, barrier, threads: int) -> None:
     global _worker, _all_started
     _worker = RolloutWorker(spec)
+    # This worker's share of the cores: N workers with a thread per core each would oversubscribe the machine.
+    # Set once the worker is built, because threadpoolctl only reaches libraries that are already loaded.
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     _all_started = barrier
     atexit.register(_worker.close)
 
@@ -50,15 +59,18 @@ def _run_batch(tasks: Sequence[Task], session_prefix: str, forks: Sequence[Fork 
 
 
 class ProcessRolloutPool:
-    """``workers`` spawned processes, each with its own registry and policy built from ``spec``. The constructor
+    """``workers`` spawned processes, each with its own registry and policy built from ``spec`` and
+    ``threads_per_worker`` torch/BLAS threads (default: the cores divided among the workers). The constructor
     returns once every worker is up (timings taken after it measure episodes, not start-up)."""
 
-    def __init__(self, spec: WorkerSpec, workers: int = 2, start_timeout_s: float = 300.0):
+    def __init__(self, spec: WorkerSpec, workers: int = 2, threads_per_worker: int | None = None,
+                 start_timeout_s: float = 300.0):
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                             initargs=(spec, context.Barrier(workers)))
+                                             initargs=(spec, context.Barrier(workers), threads))
         try:
             described = [self._executor.submit(_describe_when_all_started, start_timeout_s) for _ in range(workers)]
             self.policy_name, self.batch_size = [f.result() for f in described][0]
