@@ -6,6 +6,7 @@ tokenizers library start, and a scripted policy's worker never imports either (a
 take the next of the batches :func:`group_batches` cuts, so sessions, fault draws and per-batch policy state are
 those of the local run and the episodes are the same, bit for bit (``tests/eval/test_process_backend.py``). A worker
 that dies (an agent crashing its process, the OOM killer) fails the run with :class:`WorkerDied`, never a hang.
+As with any spawned pool, a script that builds one must do so under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
