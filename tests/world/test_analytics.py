@@ -121,6 +121,28 @@ def test_forecast_recovers_a_clean_weekly_pattern():
         analytics.forecast_load(pattern[:336], 0)
 
 
+
+def test_the_fast_forecast_fit_is_statsmodels_default_fit_bit_for_bit():
+    # The committed splits' load_forecast answers come from statsmodels' default fit: the exact gradient must leave
+    # every forecast where it was (also the guard against a scipy or statsmodels upgrade changing either side).
+    import warnings
+
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    from netgpt.eval.harness import split_file
+    from netgpt.tasks import load_tasks
+
+    tasks = [t for t in load_tasks(split_file("dev")) if t.family == "load_forecast"][:2]
+    for task in tasks:
+        history = tuple(task.state.cell_series(task.params["cell_id"]).load_pct)
+        path, resid_std = analytics._load_forecast_path.__wrapped__(history)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = ExponentialSmoothing(np.asarray(history), seasonal="add", seasonal_periods=168,
+                                             initialization_method="estimated").fit()
+        np.testing.assert_array_equal(path, reference.forecast(168))
+        assert resid_std == float(np.std(reference.resid))
+
 def test_hours_until_threshold():
     hours = np.arange(336)
     pattern = 40 + 20 * np.sin(2 * np.pi * hours / 24)  # next hour 336 ≡ 0 mod 24 → rises to 60 at +6 h
