@@ -1,11 +1,13 @@
-"""What the traffic agent's Holt-Winters fit costs, and what a faster fit would change in the benchmark's answers.
+"""What the traffic agent's Holt-Winters fit costs, and what other fits would change in the benchmark's answers.
 
-The scripted policies' 600 test tasks take ~13 s in one process; almost all of it is the 50 ``load_forecast`` fits
+The scripted policies' time over the 600 test tasks is mostly the 50 ``load_forecast`` fits
 (`netgpt.analytics._load_forecast_path`: additive weekly season, 168 estimated initial states on 336 h of history).
-For every ``load_forecast`` task of the committed splits this runs the agent's own forecast and fits the series with the
-faster statsmodels options, and reports per-fit time and how far each moves the forecast the task is scored on.
-A change beyond 1 % of the task tolerance fails ``netgpt tasks check`` (the splits would have to be regenerated and
-every LLM policy re-evaluated); one beyond the tolerance itself changes which answers score.
+For every ``load_forecast`` task of the committed splits this runs the agent's own forecast ("shipped": L-BFGS-B
+with :func:`netgpt.analytics._scipy_forward_difference_gradient`), statsmodels' default fit (the same optimiser
+with scipy estimating the gradient itself: what the answers were generated with) and the faster statsmodels options,
+and reports per-fit time and how far each moves the forecast the task is scored on. A change beyond 1 % of the task
+tolerance fails ``netgpt tasks check`` (the splits would have to be regenerated and every LLM policy re-evaluated);
+one beyond the tolerance itself changes which answers score.
 
     .venv/bin/python benchmarks/bench_forecast.py --out results/bench_forecast
 
@@ -29,8 +31,9 @@ from netgpt import analytics
 from netgpt.eval.harness import split_file
 from netgpt.tasks.io import load_tasks
 
-# the faster alternatives: name → (ExponentialSmoothing initialization_method, fit() keyword arguments)
+# the other fits: name → (ExponentialSmoothing initialization_method, fit() keyword arguments)
 ALTERNATIVES = {
+    "statsmodels default (scipy's numerical gradient)": ("estimated", {}),
     "estimated, no brute-force start": ("estimated", {"use_brute": False}),
     "estimated, least squares": ("estimated", {"method": "least_squares"}),
     "heuristic initial states": ("heuristic", {}),
