@@ -23,3 +23,13 @@ def test_a_user_path_is_used_as_is_and_netgpt_home_moves_the_cache(tmp_path, mon
 def test_tiny_model_shares_the_real_vocabulary(tokenizer):
     tiny = provisioning.tiny_model(tokenizer, layers=1)
     assert tiny.config.vocab_size == len(tokenizer) and sum(p.numel() for p in tiny.parameters()) < 5e6
+
+
+def test_the_light_token_counter_counts_like_the_transformers_tokenizer(tokenizer, tmp_path):
+    from netgpt.core.model import save_model, tiny_model, token_counter
+
+    texts = ["", "ue-2", '<call agent="phy" skill="tbs">{"mcs_index": 27}</call>', "<answer>yes</answer><|im_end|>",
+             "SINR 1.33 dB, ünïcödé ✓\n\n  indent"]
+    save_model(tiny_model(tokenizer), tokenizer, tmp_path / "ckpt")  # a checkpoint directory works too
+    for count in (token_counter(), token_counter(str(tmp_path / "ckpt"))):
+        assert [count(t) for t in texts] == [len(tokenizer(t).input_ids) for t in texts]
