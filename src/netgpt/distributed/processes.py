@@ -91,8 +91,8 @@ class ProcessRolloutPool:
         done: dict[int, list[EpisodeResult]] = {}
         try:
             for future in as_completed(pending):
-                done[pending[future]] = future.result()
-                for result in done[pending[future]]:
+                batch = done[pending[future]] = future.result()
+                for result in batch:
                     on_result(result)
         except BrokenProcessPool as exc:
             raise WorkerDied(f"a rollout worker process died with {len(tasks) - sum(map(len, done.values()))} "

@@ -72,8 +72,8 @@ class WorkerSpec(BaseModel):
 
 
 class RolloutWorker:
-    """One episode runtime: registry, policy and token counter. A plain class; :class:`RayRolloutPool` wraps it
-    in ``ray.remote`` (so it can also be used, and debugged, in-process)."""
+    """One episode runtime: registry, policy and token counter. A plain class: the pools run one per Ray actor or
+    per process, and it can also be used, and debugged, in-process."""
 
     def __init__(self, spec: WorkerSpec):
         from netgpt.core.model import policy_token_counter
@@ -129,7 +129,7 @@ def group_batches(tasks: Sequence[Task], size: int) -> list[tuple[int, int]]:
             runs[-1] = (runs[-1][0], i + 1)
             continue
         if task.id in seen:
-            raise ValueError(f"the repeats of task {task.id!r} are not contiguous: a Ray batch cannot hold them all")
+            raise ValueError(f"the repeats of task {task.id!r} are not contiguous: one batch cannot hold them all")
         seen.add(task.id)
         runs.append((i, i + 1))
     batches: list[tuple[int, int]] = []
