@@ -89,4 +89,25 @@ def test_sft_config_file_loads_with_overrides(tmp_path):
 
     cfg = SFTConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sft-cpu.yaml", teacher="always",
                          n_tasks=None)
-    assert cfg.teacher == "always" and cfg.n_tasks == 800 and cfg.train == "top_layers"
+    assert cfg.teacher == "always" and cfg.n_tasks == 800 and cfg.train == "top_layers" and not cfg.group_by_length
+
+
+def test_length_grouped_batches_cover_the_epoch_with_less_padding():
+    import random
+
+    from netgpt.sft import epoch_batches
+
+    lengths = [random.Random(i).randint(700, 1800) for i in range(200)]
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches) - sum(lengths)
+
+    ungrouped = epoch_batches(list(range(200)), lengths, 8, False, random.Random(0))
+    grouped = epoch_batches(list(range(200)), lengths, 8, True, random.Random(0))
+    for batches in (ungrouped, grouped):
+        assert sorted(i for b in batches for i in b) == list(range(200)) and len(batches) == 25
+    assert padding(grouped) < 0.3 * padding(ungrouped)
+    assert grouped == epoch_batches(list(range(200)), lengths, 8, True, random.Random(0))
+    # the batches are shuffled: not a walk from the longest rows to the shortest
+    maxima = [max(lengths[i] for i in b) for b in grouped]
+    assert maxima != sorted(maxima, reverse=True)
