@@ -44,6 +44,18 @@ def test_same_seed_same_episodes(registry):
     assert [r.model_dump() for r in a] == [r.model_dump() for r in b]
 
 
+def test_random_episodes_do_not_depend_on_the_batch_size(registry):
+    """Seeded from the session name, not the position in the batch: workers may batch the tasks as they like."""
+    def run(batch_size, seed=3):
+        policy = RandomPolicy(registry.cards(), seed=seed)
+        policy.batch_size = batch_size
+        return [r.model_dump() for r in run_episodes(SAMPLE[:12], policy, registry, EpisodeConfig(), count)]
+
+    whole = run(12)
+    assert run(5) == whole and run(1) == whole
+    assert run(12, seed=4) != whole
+
+
 class Scripted(Policy):
     name = "scripted"
 

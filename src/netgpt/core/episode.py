@@ -13,6 +13,7 @@ text; the runtime attaches it to the result as a :class:`Trajectory`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -195,6 +196,12 @@ def _call_record(event: Event) -> CallRecord:
     outcome = "ok" if event.ok else ("invalid" if event.error_code in _INVALID_CODES else "failed")
     args_key = json.dumps(event.args, sort_keys=True)
     return CallRecord(agent=event.agent, skill=event.skill, args_key=args_key, outcome=outcome)
+
+
+def session_seed(seed: int, session: str) -> int:
+    """A sampling policy's seed for one episode: from the run's seed and the episode's session name, so the draws do
+    not depend on the batch size, the batch an episode lands in, or the worker that runs it."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}/{session}".encode(), digest_size=8).digest(), "little")
 
 
 class Policy:

@@ -23,14 +23,13 @@ Supported: Llama-architecture models (SmolLM2, the tests' tiny model, anything `
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from netgpt.core.episode import Policy, Trajectory
+from netgpt.core.episode import Policy, Trajectory, session_seed
 from netgpt.core.prompt import environment_turn
 from netgpt.tasks.schema import Task
 
@@ -262,7 +261,7 @@ class LLMPolicy(Policy):
         if self.seed is not None and self.temperature > 0:
             if sessions is None or len(sessions) != n:
                 raise ValueError("a seeded sampling policy needs one session name per episode")
-            self._generators = [torch.Generator(self.device).manual_seed(_session_seed(self.seed, s)) for s in sessions]
+            self._generators = [torch.Generator(self.device).manual_seed(session_seed(self.seed, s)) for s in sessions]
 
     def _append(self, index: int, ids: list[int], generated: bool, logprobs: list[float] | None = None,
                 entropies: list[float] | None = None) -> None:
@@ -391,7 +390,3 @@ class LLMPolicy(Policy):
             turns.append((prefix + self.tokenizer.decode(ids[i], skip_special_tokens=True), len(ids[i]),
                           truncated[i]))
         return turns
-
-
-def _session_seed(seed: int, session: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}/{session}".encode(), digest_size=8).digest(), "little")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from netgpt.core.actions import Call, render_answer, render_call
-from netgpt.core.episode import Policy
+from netgpt.core.episode import Policy, session_seed
 from netgpt.tasks.families import family
 from netgpt.tasks.schema import Observation, PlannedCall, Task
 
@@ -106,8 +106,10 @@ class RandomPolicy(Policy):
 
     def begin(self, system, tasks, first_messages, resume=None, sessions=None):
         _no_forks(resume)
+        if sessions is None or len(sessions) != len(tasks):
+            raise ValueError("the random policy seeds each episode from its session name: pass one per task")
         self.tasks = list(tasks)
-        self.rngs = [np.random.default_rng([self.seed, i, len(t.id)]) for i, t in enumerate(tasks)]
+        self.rngs = [np.random.default_rng(session_seed(self.seed, s)) for s in sessions]
 
     def act(self, indices: Sequence[int]):
         out = []
