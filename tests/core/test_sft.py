@@ -89,7 +89,7 @@ def test_sft_config_file_loads_with_overrides(tmp_path):
 
     cfg = SFTConfig.load(Path(__file__).resolve().parents[2] / "configs" / "sft-cpu.yaml", teacher="always",
                          n_tasks=None)
-    assert cfg.teacher == "always" and cfg.n_tasks == 800 and cfg.train == "top_layers" and not cfg.group_by_length
+    assert cfg.teacher == "always" and cfg.n_tasks == 800 and cfg.train == "top_layers" and cfg.group_by_length
 
 
 def test_length_grouped_batches_cover_the_epoch_with_less_padding():
