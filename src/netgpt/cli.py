@@ -349,6 +349,7 @@ def sft_command(
     teacher: Annotated[str | None, typer.Option(help="always | oracle (overrides the config)")] = None,
     n_tasks: Annotated[int | None, typer.Option(min=1, help="teacher episodes (overrides the config)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the newest checkpoint in the run directory")] = False,
 ) -> None:
     """Fine-tune the core on the teacher's or the oracle's successful traces (masked loss on the core's turns)."""
     from netgpt.core.model import load_model
@@ -368,8 +369,8 @@ def sft_command(
     steps = cfg.epochs * -(-len(data) // cfg.batch_size)
     with _progress() as progress:
         bar = progress.add_task("sft", total=steps)
-        train_sft(cfg, model, tokenizer, data, progress=lambda row: progress.update(
-            bar, advance=1, description=f"sft loss {row['loss']:.3f}"))
+        train_sft(cfg, model, tokenizer, data, resume=resume, progress=lambda row: progress.update(
+            bar, completed=row["step"] + 1, description=f"sft loss {row['loss']:.3f}"))
     console.print(f"[green]saved[/] {cfg.out / 'model'} (evaluate with: netgpt eval --policy {cfg.out / 'model'})")
 
 

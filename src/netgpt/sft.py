@@ -9,8 +9,8 @@ turns. Agent replies carry mask 0: they are external and stochastic, so imitatin
 from __future__ import annotations
 
 import json
-import math
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +24,7 @@ from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_ep
 from netgpt.core.forward import common_prefix_length, predicting_hidden
 from netgpt.core.model import save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
+from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
 
@@ -47,6 +48,7 @@ class SFTConfig(BaseModel):
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)
     max_length: int = Field(1536, ge=64)
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps, so --resume continues a killed run")
     group_by_length: bool = Field(
         False, description="batch episodes of similar length (transformers' length-grouped sampling; batch order "
                            "still shuffled): less padding computed, so fewer FLOPs per epoch")
@@ -143,8 +145,13 @@ def epoch_batches(order: list[int], lengths: Sequence[int], batch_size: int, gro
     return batches
 
 
-def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None) -> list[dict]:
-    """A compact training loop written against ``accelerate``; returns the per-step metrics."""
+def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None,
+              resume: bool = False) -> list[dict]:
+    """A compact training loop written against ``accelerate``; returns the per-step metrics.
+
+    Every ``save_steps`` steps it writes an atomic checkpoint (trained parameters, optimiser, schedule, RNG states).
+    With ``resume`` it continues from the newest one: the batch schedule is a function of the seed and the data, so
+    the continued run trains on the same batches and ends with the same weights as one never killed."""
     from accelerate import Accelerator
     from transformers import get_scheduler
 
@@ -157,42 +164,66 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    steps_per_epoch = math.ceil(len(data) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=int(config.warmup_ratio *
-                              total_steps), num_training_steps=total_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     order = list(range(len(data)))
     lengths = [len(t.prompt_ids) + len(t.completion_ids) for t in data]
     rng = random.Random(config.seed)
-    metrics: list[dict] = []
-    config.out.mkdir(parents=True, exist_ok=True)
+    schedule = [(epoch, batch) for epoch in range(config.epochs)
+                for batch in epoch_batches(order, lengths, config.batch_size, config.group_by_length, rng)]
+    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=int(config.warmup_ratio *
+                              len(schedule)), num_training_steps=len(schedule))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    first_step, metrics = _start(config, len(data), resume, accelerator.unwrap_model(model), optimizer, scheduler)
     with open(config.out / "metrics.jsonl", "w") as log:
-        for epoch in range(config.epochs):
-            batches = epoch_batches(order, lengths, config.batch_size, config.group_by_length, rng)
-            for step, indices in enumerate(batches):
-                start = time.perf_counter()
-                chunk = [data[i] for i in indices]
-                batch = {k: v.to(accelerator.device) for k, v in
-                         collate(chunk, tokenizer.pad_token_id, config.max_length).items()}
-                with autocast:
-                    loss = masked_nll(model, batch)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                row = {"epoch": epoch, "step": epoch * steps_per_epoch + step, "loss": loss.item(),
-                       "lr": scheduler.get_last_lr()[0],
-                       "tokens": int(batch["loss_mask"].sum()), "step_s": time.perf_counter() - start}
-                metrics.append(row)
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                if progress:
-                    progress(row)
+        for row in metrics:  # a resumed run keeps the rows up to its checkpoint and redoes the rest
+            log.write(json.dumps(row) + "\n")
+        for step in range(first_step, len(schedule)):
+            epoch, indices = schedule[step]
+            start = time.perf_counter()
+            batch = {k: v.to(accelerator.device) for k, v in
+                     collate([data[i] for i in indices], tokenizer.pad_token_id, config.max_length).items()}
+            with autocast:
+                loss = masked_nll(model, batch)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            row = {"epoch": epoch, "step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                   "tokens": int(batch["loss_mask"].sum()), "step_s": time.perf_counter() - start}
+            metrics.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            if (step + 1) % config.save_steps == 0 and step + 1 < len(schedule):
+                save_checkpoint(config.out, step + 1, accelerator.unwrap_model(model), optimizer, tokenizer,
+                                export=False, keep=1, scheduler=scheduler)
+            if progress:
+                progress(row)
     model = accelerator.unwrap_model(model)
     if config.train == "lora":
         model = model.merge_and_unload()
     model.eval()
     save_model(model, tokenizer, config.out / "model")
-    (config.out / "config.json").write_text(config.model_dump_json(indent=2))
+    for checkpoint in list_checkpoints(config.out):  # the run is complete: its resume points are not needed
+        shutil.rmtree(checkpoint)
     return metrics
+
+
+def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Step to start from and the metric rows already logged: (0, []) for a fresh run, else the newest checkpoint's
+    step, after checking that the run directory was trained with this same config and data."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    identity = {**config.model_dump(mode="json", exclude={"out", "save_steps"}), "examples": n_examples}
+    saved = config.out / "sft_run.json"
+    checkpoints = list_checkpoints(config.out) if resume else []
+    if checkpoints:
+        before = json.loads(saved.read_text()) if saved.is_file() else None
+        if before != identity:
+            raise ValueError(f"cannot resume {config.out}: it was trained with another config or data "
+                             f"({saved} {'differs' if before else 'is missing'}); use a new --out")
+        step = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
+        rows = [json.loads(line) for line in (config.out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        return step, [row for row in rows if row["step"] < step]
+    for stale in list_checkpoints(config.out):  # a fresh run must never resume from another run's checkpoint
+        shutil.rmtree(stale)
+    saved.write_text(json.dumps(identity, indent=2))
+    (config.out / "config.json").write_text(config.model_dump_json(indent=2))
+    return 0, []

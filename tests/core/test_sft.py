@@ -1,5 +1,7 @@
 """SFT on scripted traces: the token layout matches the LLM policy's, the loss sees only core tokens, it trains."""
 
+import json
+
 import torch
 
 from netgpt.core.model import tiny_model
@@ -111,3 +113,41 @@ def test_length_grouped_batches_cover_the_epoch_with_less_padding():
     # the batches are shuffled: not a walk from the longest rows to the shortest
     maxima = [max(lengths[i] for i in b) for b in grouped]
     assert maxima != sorted(maxima, reverse=True)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path):
+    """Checkpoint every 2 steps, kill after step 4, resume: the same metrics and bit-for-bit the same weights as a
+    run never killed; a finished run leaves no checkpoints; resuming with another config is refused."""
+    import pytest
+
+    from netgpt.rl.checkpoint import list_checkpoints
+
+    data = build_dataset(SFTConfig(n_tasks=8, seed=3), registry, tokenizer)
+
+    def config(out, **kw):
+        return SFTConfig(**{"epochs": 3, "batch_size": 4, "learning_rate": 3e-3, "train": "full", "save_steps": 2,
+                            "group_by_length": True, "out": tmp_path / out, **kw})
+
+    whole = tiny_model(tokenizer, seed=0)
+    expected = train_sft(config("whole"), whole, tokenizer, data)
+
+    def kill_after_step_4(row):  # step 4 is logged, but the last checkpoint is from before it: it is redone
+        if row["step"] == 4:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_sft(config("killed"), tiny_model(tokenizer, seed=0), tokenizer, data, progress=kill_after_step_4)
+    assert [c.name for c in list_checkpoints(tmp_path / "killed")] == ["checkpoint-000004"]
+    with pytest.raises(ValueError, match="another config"):
+        train_sft(config("killed", learning_rate=1e-3), tiny_model(tokenizer, seed=0), tokenizer, data, resume=True)
+    resumed = tiny_model(tokenizer, seed=0)
+    metrics = train_sft(config("killed"), resumed, tokenizer, data, resume=True)
+    assert [(r["step"], r["loss"], r["lr"]) for r in metrics] == [(r["step"], r["loss"], r["lr"]) for r in expected]
+    logged = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["loss"] for line in logged] == [r["loss"] for r in expected]
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    assert not list_checkpoints(tmp_path / "killed") and not list_checkpoints(tmp_path / "whole")

@@ -115,7 +115,7 @@ def plan(config: BenchConfig) -> list[Stage]:
     for teacher, name in (("always", "sft_teacher"), ("oracle", "sft_oracle")):
         run = config.runs / name
         headline = config.rl.init == name  # the SFT that RL starts from
-        sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run)]
+        sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run), "--resume"]
         if config.sft.n_tasks:
             sft += ["--n-tasks", str(config.sft.n_tasks)]
         (first if headline else later).append(

@@ -47,15 +47,18 @@ def export_model(model, tokenizer, target: Path) -> None:
     save_model(model, tokenizer, target)
 
 
-def save_checkpoint(out: Path, step: int, model, optimizer, tokenizer, export: bool = True, keep: int = 2) -> Path:
+def save_checkpoint(out: Path, step: int, model, optimizer, tokenizer, export: bool = True, keep: int = 2,
+                    scheduler=None) -> Path:
     target = checkpoint_dir(out, step)
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-    torch.save({"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(), "rng": _rng_state()},
-               tmp / STATE_FILE)
+    state = {"step": step, "trainable": trainable, "optimizer": optimizer.state_dict(), "rng": _rng_state()}
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    torch.save(state, tmp / STATE_FILE)
     if export:
         export_model(model, tokenizer, tmp / "model")
     if target.exists():
@@ -72,8 +75,9 @@ def list_checkpoints(out: Path) -> list[Path]:
                   and (p / STATE_FILE).is_file())
 
 
-def load_checkpoint(path: Path, model, optimizer) -> int:
-    """Restore parameters, optimiser and RNG states in place; returns the step to continue from."""
+def load_checkpoint(path: Path, model, optimizer, scheduler=None) -> int:
+    """Restore parameters, optimiser, learning-rate schedule and RNG states in place; returns the step to continue
+    from."""
     state = torch.load(path / STATE_FILE, weights_only=False)
     params = dict(model.named_parameters())
     missing = [n for n in state["trainable"] if n not in params]
@@ -83,5 +87,7 @@ def load_checkpoint(path: Path, model, optimizer) -> int:
         for name, value in state["trainable"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])
     return state["step"]
