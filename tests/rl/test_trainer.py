@@ -113,3 +113,29 @@ def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tm
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(len(steps))) and len(steps) == int(last.name.split("-")[1]) + 2  # no gap, no repeat
     assert (out / "training_curves.png").exists() and (out / "run.json").exists()
+
+
+def test_the_sft_anchor_trains_when_no_group_has_a_signal(tokenizer, registry, tmp_path):
+    """A constant reward gives every group zero advantage: without the anchor nothing moves; with ``sft_coef`` the
+    oracle traces' masked NLL is still trained (and logged) on every step."""
+    from netgpt.sft import collate, masked_nll
+
+    def constant(result) -> float:
+        return 1.0
+
+    frozen = RLTrainer(_config(tmp_path / "off"), tiny_model(tokenizer, seed=0), tokenizer, registry,
+                       reward_fn=constant)
+    before = [p.detach().clone() for p in frozen.model.parameters()]
+    assert frozen.train_step()["trained_groups"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, frozen.model.parameters()))
+
+    config = _config(tmp_path / "on", sft_coef=1.0, sft_n_tasks=8, sft_batch_size=4, learning_rate=1e-2)
+    trainer = RLTrainer(config, tiny_model(tokenizer, seed=0), tokenizer, registry, reward_fn=constant)
+    batch = collate(trainer.anchor[:4], tokenizer.pad_token_id, 4096)
+    with torch.no_grad():
+        start = masked_nll(trainer.model, batch).item()
+    rows = [trainer.train_step() for _ in range(3)]
+    with torch.no_grad():
+        end = masked_nll(trainer.model, batch).item()
+    assert all(r["trained_groups"] == 0 and r["sft_nll"] > 0 for r in rows)
+    assert end < 0.9 * start

@@ -71,6 +71,11 @@ class RLConfig(BaseModel):
     top_entropy_quantile: float = Field(1.0, gt=0, le=1, description="train only the top-ρ highest-entropy core "
                                                                      "tokens (entropy-guided, part b); 1 = all")
     num_iterations: int = Field(1, ge=1, description="optimisation passes over each batch of rollouts (μ)")
+    sft_coef: float = Field(0.0, ge=0, description="weight of an SFT loss on oracle traces added to every update "
+                                                   "(InstructGPT's PPO-ptx); 0 = off")
+    sft_batch_size: int = Field(4, ge=1, description="oracle traces in each update's SFT term")
+    sft_n_tasks: int = Field(400, ge=1, description="training-stream tasks (SFT's seed 0) the oracle runs once to "
+                                                    "build the SFT term's traces")
 
     # optimisation
     train: Literal["full", "top_layers", "lora"] = "top_layers"

@@ -7,6 +7,7 @@ One step::
     → reward terms per episode (netgpt.reward)          ── multi-objective reward
     → group_relative_advantages                         ── advantages.py
     → group_token_logprobs + masked_policy_loss         ── loss.py (masked loss), ``num_iterations`` passes
+      (+ ``sft_coef`` × masked NLL of oracle traces)     ── optional anchor, see ``_anchor_loss``
     → clip, optimiser step; metrics; checkpoint every ``save_steps``
 """
 
@@ -75,6 +76,7 @@ class RLTrainer:
         self.step = 0
         self.out = config.out
         self.metrics_path = self.out / "metrics.jsonl"
+        self.anchor = self._anchor_traces() if config.sft_coef > 0 else []
         self.pool, self._owns_ray = None, False
         if config.rollout.backend == "ray":
             self._start_pool()
@@ -100,6 +102,13 @@ class RLTrainer:
         self.pool = RayRolloutPool(spec, cfg.rollout.workers, num_gpus=1 if cfg.device.startswith("cuda") else 0)
 
     # ------------------------------------------------------------------ data
+    def _anchor_traces(self) -> list:
+        """The oracle's right episodes on the SFT warm-up's tasks, laid out as SFT trains on them."""
+        from netgpt.sft import SFTConfig, build_dataset
+
+        return build_dataset(SFTConfig(teacher="oracle", n_tasks=self.config.sft_n_tasks, seed=0), self.registry,
+                             self.tokenizer)
+
     def tasks_for(self, step: int) -> list[Task]:
         """Training-stream tasks of ``step``; each process of a multi-GPU run takes its own slice."""
         n, acc = self.config.tasks_per_step, self.accelerator
@@ -142,16 +151,22 @@ class RLTrainer:
         # a group whose rewards are all equal has no policy gradient; skip its forward pass unless KL/entropy act
         if cfg.beta == 0 and cfg.entropy_coef == 0:
             groups = {g: m for g, m in groups.items() if advantages[m].abs().max() > 0}
-        if not groups:
+        if not groups and not self.anchor:
             return {"loss": 0.0, "grad_norm": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
                     "policy_token_fraction": 0.0, "trained_groups": 0}
         masks = {g: _padded([rollouts[i].trajectory.env_mask for i in m], device) for g, m in groups.items()}
         policy_masks = self._entropy_selection(rollouts, groups, masks)
         norms = dict(zip(groups, loss_normaliser(list(masks.values()), cfg.loss_type, cfg.max_completion_tokens)))
         self.model.train()
-        stats_rows, losses, grad_norm = [], [], 0.0
+        stats_rows, losses, grad_norm, anchor_nll = [], [], 0.0, []
         for _ in range(cfg.num_iterations):
             total = 0.0
+            if self.anchor:
+                with self.accelerator.no_sync(self.model) if groups else nullcontext():
+                    nll = self._anchor_loss()
+                    self.accelerator.backward(cfg.sft_coef * nll)
+                total += cfg.sft_coef * nll.item()
+                anchor_nll.append(nll.item())
             for k, (group, members) in enumerate(groups.items()):
                 last = k == len(groups) - 1
                 with self.accelerator.no_sync(self.model) if not last else nullcontext():
@@ -166,18 +181,38 @@ class RLTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             losses.append(total)
         core_tokens = sum(float(m.sum()) for m in masks.values())
-        return {"loss": statistics.fmean(losses), "grad_norm": grad_norm,
-                "entropy": statistics.fmean(s.entropy for s in stats_rows),
-                "kl": statistics.fmean(s.kl for s in stats_rows),
-                "clip_fraction": statistics.fmean(s.clip_fraction for s in stats_rows),
-                "policy_token_fraction": sum(float(m.sum()) for m in policy_masks.values()) / max(core_tokens, 1.0),
-                "trained_groups": len(groups)}
+        row = {"loss": statistics.fmean(losses), "grad_norm": grad_norm,
+               "entropy": statistics.fmean(s.entropy for s in stats_rows) if stats_rows else 0.0,
+               "kl": statistics.fmean(s.kl for s in stats_rows) if stats_rows else 0.0,
+               "clip_fraction": statistics.fmean(s.clip_fraction for s in stats_rows) if stats_rows else 0.0,
+               "policy_token_fraction": sum(float(m.sum()) for m in policy_masks.values()) / max(core_tokens, 1.0),
+               "trained_groups": len(groups)}
+        if anchor_nll:
+            row["sft_nll"] = statistics.fmean(anchor_nll)
+        return row
+
+    def _anchor_loss(self) -> torch.Tensor:
+        """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
+
+        Why: a group whose rollouts all score the same has zero advantage, so GRPO never reinforces what the core
+        already does right. An update elsewhere can then move a shared low-margin token unopposed: trained on the
+        NLOS tasks it got wrong, RL flipped ``"los": true`` to false on the LOS tasks it got right. Like PPO-ptx,
+        this term keeps the policy's likelihood of the oracle's behaviour up on every step, with the same loss mask
+        as SFT (agent replies are never targets)."""
+        from netgpt.sft import collate, masked_nll
+
+        n = self.config.sft_batch_size
+        batch = [self.anchor[(self.step * n + k) % len(self.anchor)] for k in range(n)]
+        tensors = {k: v.to(self.accelerator.device) for k, v in
+                   collate(batch, self.tokenizer.pad_token_id, max(len(t.prompt_ids) + len(t.completion_ids)
+                                                                   for t in batch)).items()}
+        return masked_nll(self.model, tensors)
 
     def _entropy_selection(self, rollouts, groups, masks) -> dict[int, torch.Tensor]:
         """Policy-loss mask: the core's tokens, or only its top-ρ highest-entropy ones (entropies from the rollout,
         i.e. the behaviour policy, thresholded over the whole batch as TRL does)."""
         rho = self.config.top_entropy_quantile
-        if rho >= 1.0:
+        if rho >= 1.0 or not groups:
             return masks
         device = self.accelerator.device
         entropies = {g: _padded([rollouts[i].trajectory.entropies for i in m], device, torch.float32)
