@@ -195,10 +195,10 @@ class RLTrainer:
         """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
 
         Why: a group whose rollouts all score the same has zero advantage, so GRPO never reinforces what the core
-        already does right. An update elsewhere can then move a shared low-margin token unopposed: trained on the
-        NLOS tasks it got wrong, RL flipped ``"los": true`` to false on the LOS tasks it got right. Like PPO-ptx,
-        this term keeps the policy's likelihood of the oracle's behaviour up on every step, with the same loss mask
-        as SFT (agent replies are never targets)."""
+        already does right. An update elsewhere can then move a shared low-margin token unopposed (our reading of
+        RL writing ``"los": false`` on LOS tasks its start got right; docs/rl.md). Like PPO-ptx, this term keeps the
+        policy's likelihood of the oracle's behaviour up on every step, with the same loss mask as SFT (agent
+        replies are never targets)."""
         from netgpt.sft import collate, masked_nll
 
         n = self.config.sft_batch_size
