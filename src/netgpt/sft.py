@@ -24,7 +24,7 @@ from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_ep
 from netgpt.core.forward import common_prefix_length, predicting_hidden
 from netgpt.core.model import save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
-from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, rows_before, save_checkpoint
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
 
@@ -220,8 +220,7 @@ def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, s
             raise ValueError(f"cannot resume {config.out}: it was trained with another config or data "
                              f"({saved} {'differs' if before else 'is missing'}); use a new --out")
         step = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
-        rows = [json.loads(line) for line in (config.out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        return step, [row for row in rows if row["step"] < step]
+        return step, rows_before(config.out / "metrics.jsonl", step)
     for stale in list_checkpoints(config.out):  # a fresh run must never resume from another run's checkpoint
         shutil.rmtree(stale)
     saved.write_text(json.dumps(identity, indent=2))

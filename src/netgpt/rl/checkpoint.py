@@ -9,6 +9,7 @@ on training-stream tasks ``s·T … s·T+T−1``). ``model/`` is a plain transfo
 from __future__ import annotations
 
 import copy
+import json
 import random
 import shutil
 from pathlib import Path
@@ -91,3 +92,11 @@ def load_checkpoint(path: Path, model, optimizer, scheduler=None) -> int:
         scheduler.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])
     return state["step"]
+
+
+def rows_before(metrics_path: Path, step: int) -> list[dict]:
+    """The per-step metric rows a killed run logged before ``step`` (its checkpoint); the later ones are redone."""
+    if not metrics_path.exists():
+        return []
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["step"] < step]

@@ -28,7 +28,7 @@ from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import load_model, select_trainable
 from netgpt.eval.harness import aggregate
 from netgpt.rl.advantages import group_relative_advantages
-from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, rows_before, save_checkpoint
 from netgpt.rl.config import RLConfig
 from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
 from netgpt.rl.rollout import EpisodeRunner, Rollout, collect_rollouts, local_runner
@@ -257,10 +257,8 @@ class RLTrainer:
         if not checkpoints:
             return False
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
-        if self.metrics_path.exists():  # rows a killed run logged after its last checkpoint are redone
-            rows = [line for line in self.metrics_path.read_text().splitlines()
-                    if line and json.loads(line)["step"] < self.step]
-            self.metrics_path.write_text("".join(r + "\n" for r in rows))
+        kept = rows_before(self.metrics_path, self.step)  # rows logged after the checkpoint are redone
+        self.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
         return True
 
     def train(self, progress: Callable[[dict], None] = lambda row: None) -> list[dict]:
