@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import yaml
 
@@ -88,6 +89,27 @@ def test_resume_reproduces_the_next_step_bit_for_bit(tokenizer, registry, tmp_pa
                                                                if k not in drop}
     a, b = _trainable(straight), _trainable(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_resume_refuses_another_recipe_and_a_fresh_run_clears_the_old_one(tokenizer, registry, tmp_path):
+    config = _config(tmp_path, steps=1)
+    RLTrainer(config, tiny_model(tokenizer, seed=1), tokenizer, registry, reward_fn=odd_token_share).train()
+    assert [p.name for p in list_checkpoints(config.out)] == ["checkpoint-000001"]
+
+    other = RLTrainer(config.model_copy(update={"learning_rate": 1e-4, "sft_coef": 0.5}),
+                      tiny_model(tokenizer, seed=1), tokenizer, registry, reward_fn=odd_token_share)
+    with pytest.raises(ValueError, match=r"other \['learning_rate', 'sft_coef'\]; use a new --out"):
+        other.resume()
+    longer = RLTrainer(config.model_copy(update={"steps": 2, "save_steps": 5}), tiny_model(tokenizer, seed=1),
+                       tokenizer, registry, reward_fn=odd_token_share)
+    assert longer.resume() and longer.step == 1  # running longer or saving less often is the same run
+
+    fresh = RLTrainer(config.model_copy(update={"steps": 2, "save_steps": 2}), tiny_model(tokenizer, seed=1),
+                      tokenizer, registry, reward_fn=odd_token_share)
+    fresh.train()  # no resume: step 1 of the old run must not survive next to this run's checkpoint
+    assert [p.name for p in list_checkpoints(config.out)] == ["checkpoint-000002"]
+    steps = [json.loads(line)["step"] for line in (config.out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1]
 
 
 def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -252,10 +253,19 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ the run
     def resume(self) -> bool:
-        """Continue from the newest complete checkpoint in ``out``; False when there is none."""
+        """Continue from the newest complete checkpoint in ``out``; False when there is none. A run directory trained
+        with another recipe is refused: continuing its checkpoint would silently mix two configs in one run."""
         checkpoints = list_checkpoints(self.out)
         if not checkpoints:
             return False
+        saved = self.out / "config.json"
+        before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
+        if before != _recipe(self.config):
+            now = _recipe(self.config)
+            changed = sorted(k for k in now if before is None or before.get(k) != now[k])
+            raise ValueError(f"cannot resume {self.out}: "
+                             + (f"{saved} is missing" if before is None else f"it was trained with other {changed}")
+                             + "; use a new --out")
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
         kept = rows_before(self.metrics_path, self.step)  # rows logged after the checkpoint are redone
         self.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
@@ -265,6 +275,10 @@ class RLTrainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.step == 0:  # a fresh run: another run's checkpoints or metric rows must not leak into it
+            for stale in list_checkpoints(self.out):
+                shutil.rmtree(stale)
+            self.metrics_path.unlink(missing_ok=True)
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         main = self.accelerator.is_main_process
         writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step) if main else None
@@ -300,6 +314,15 @@ class RLTrainer:
                 ray.shutdown()
         if self._owns_registry:
             self.registry.close()
+
+
+# Settings a resumed run may change: where it writes, how long it runs, how often it saves, and where it computes.
+RESUMABLE_CHANGES = {"out", "steps", "save_steps", "keep_checkpoints", "export_model", "device", "rollout"}
+
+
+def _recipe(config: RLConfig) -> dict:
+    """What makes two runs the same run: every setting except ``RESUMABLE_CHANGES``."""
+    return config.model_dump(mode="json", exclude=RESUMABLE_CHANGES)
 
 
 def _padded(rows, device, dtype=torch.float32) -> torch.Tensor:
