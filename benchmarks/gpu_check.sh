@@ -97,11 +97,11 @@ with AgentRegistry.from_config(None) as registry:
               train="top_layers", top_layers=8))]:
         trainer = RLTrainer(_config(work / f"learn-{name}", device="cuda", **kw), model, tok, registry,
                             reward_fn=odd_token_share)
-        rewards, update = [], trainer.update
-        trainer.update = lambda rollouts: (rewards.append(
-            sum(odd_token_share(r.result) for r in rollouts) / len(rollouts)), update(rollouts))[1]
         rows = trainer.train()
         trainer.close()
+        episodes = [json.loads(line) for line in trainer.rollouts_path.read_text().splitlines()]
+        rewards = [sum(e["reward"] for e in episodes if e["step"] == r["step"])
+                   / sum(e["step"] == r["step"] for e in episodes) for r in rows]
         summary = {"model": name, "device": str(next(trainer.model.parameters()).device), "toy_reward": rewards,
                    "loss": [r["loss"] for r in rows], "grad_norm": [r["grad_norm"] for r in rows],
                    "rollout_s": [r["rollout_s"] for r in rows], "update_s": [r["update_s"] for r in rows]}

@@ -3,9 +3,11 @@
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import torch
@@ -45,17 +47,18 @@ def _config(tmp_path, **kw) -> RLConfig:
 def test_a_few_steps_move_a_learnable_reward(tokenizer, registry, tmp_path):
     config = _config(tmp_path, steps=6, export_model=True, save_steps=3, learning_rate=2e-2)
     trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=odd_token_share)
-    rewards = []
-    original = trainer.update
-
-    def spy(rollouts):
-        rewards.append(sum(odd_token_share(r.result) for r in rollouts) / len(rollouts))
-        return original(rollouts)
-
-    trainer.update = spy
     rows = trainer.train()
     assert len(rows) == 6
+    episodes = [json.loads(line) for line in (config.out / "rollouts.jsonl").read_text().splitlines()]
+    rewards = [statistics.fmean(e["reward"] for e in episodes if e["step"] == step) for step in range(6)]
     assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.2, rewards
+    first = [e for e in episodes if e["step"] == 0]
+    assert len(first) == 2 * 4 and {e["family"] for e in first} == {"tbs", "peak_rate"}
+    assert all(e["question"] and e["events"] and "trajectory" not in e for e in first)
+    for group in {e["group"] for e in first}:  # the logged advantages are the group-relative ones of the rewards
+        members = [e for e in first if e["group"] == group]
+        assert abs(sum(e["advantage"] for e in members)) < 1e-5
+        assert all((a["reward"] > b["reward"]) == (a["advantage"] > b["advantage"]) for a in members for b in members)
     logged = [json.loads(line) for line in (config.out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(6))
     assert {"score", "accuracy", "calls_per_task", "entropy", "rollout_entropy", "clip_fraction", "kl",
@@ -134,6 +137,8 @@ def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tm
     assert f"resumed at step {int(last.name.split('-')[1])}" in done.stderr
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(len(steps))) and len(steps) == int(last.name.split("-")[1]) + 2  # no gap, no repeat
+    episodes = Counter(json.loads(line)["step"] for line in (out / "rollouts.jsonl").read_text().splitlines())
+    assert sorted(episodes) == steps and set(episodes.values()) == {2 * 4}  # each step's episodes once
     assert (out / "training_curves.png").exists() and (out / "run.json").exists()
 
 

@@ -5,7 +5,7 @@ One step::
     tasks (training stream, position = step)           ── data
     → collect_rollouts: G episodes per task + forks     ── rollout.py (entropy-guided branching)
     → reward terms per episode (netgpt.reward)          ── multi-objective reward
-    → group_relative_advantages                         ── advantages.py
+    → group_relative_advantages                         ── advantages.py (rows per episode → rollouts.jsonl)
     → group_token_logprobs + masked_policy_loss         ── loss.py (masked loss), ``num_iterations`` passes
       (+ ``sft_coef`` × masked NLL of oracle traces)     ── optional anchor, see ``_anchor_loss``
     → clip, optimiser step; metrics; checkpoint every ``save_steps``
@@ -77,6 +77,8 @@ class RLTrainer:
         self.step = 0
         self.out = config.out
         self.metrics_path = self.out / "metrics.jsonl"
+        self.rollouts_path = self.out / "rollouts.jsonl"
+        self.episodes: list[dict] = []  # the last step's rollout records
         self.anchor = self._anchor_traces() if config.sft_coef > 0 else []
         self.pool, self._owns_ray = None, False
         if config.rollout.backend == "ray":
@@ -141,11 +143,14 @@ class RLTrainer:
         return rollouts, {"branch_eligible": branch.eligible, "branch_fired": branch.fired,
                           "branch_taken": branch.taken, "branching_rate": branch.rate}
 
-    def update(self, rollouts: list[Rollout]) -> dict:
-        """Advantages, then ``num_iterations`` passes of the masked loss over the groups, one optimiser step each."""
-        cfg, device = self.config, self.accelerator.device
+    def score(self, rollouts: list[Rollout]) -> tuple[list[float], torch.Tensor]:
+        """Each episode's scalar reward (``reward_fn``) and its group-relative advantage."""
         rewards = [self.reward_fn(r.result) for r in rollouts]
-        advantages = group_relative_advantages(rewards, [r.group for r in rollouts], cfg.scale_rewards)
+        return rewards, group_relative_advantages(rewards, [r.group for r in rollouts], self.config.scale_rewards)
+
+    def update(self, rollouts: list[Rollout], advantages: torch.Tensor) -> dict:
+        """``num_iterations`` passes of the masked loss over the groups, one optimiser step each."""
+        cfg, device = self.config, self.accelerator.device
         groups: dict[int, list[int]] = {}
         for index, r in enumerate(rollouts):
             groups.setdefault(r.group, []).append(index)
@@ -245,9 +250,11 @@ class RLTrainer:
         start = time.perf_counter()
         rollouts, branch = self.rollout(self.step)
         rollout_s = time.perf_counter() - start
-        update = self.update(rollouts)
+        rewards, advantages = self.score(rollouts)
+        update = self.update(rollouts, advantages)
         row = {"step": self.step, **_episode_metrics(rollouts), **branch, **update, "rollout_s": rollout_s,
                "update_s": time.perf_counter() - start - rollout_s, "step_s": time.perf_counter() - start}
+        self.episodes = rollout_records(self.step, self.tasks_for(self.step), rollouts, rewards, advantages)
         self.step += 1
         return row
 
@@ -267,8 +274,8 @@ class RLTrainer:
                              + (f"{saved} is missing" if before is None else f"it was trained with other {changed}")
                              + "; use a new --out")
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
-        kept = rows_before(self.metrics_path, self.step)  # rows logged after the checkpoint are redone
-        self.metrics_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        for path in (self.metrics_path, self.rollouts_path):  # rows logged after the checkpoint are redone
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows_before(path, self.step)))
         return True
 
     def train(self, progress: Callable[[dict], None] = lambda row: None) -> list[dict]:
@@ -279,18 +286,21 @@ class RLTrainer:
             for stale in list_checkpoints(self.out):
                 shutil.rmtree(stale)
             self.metrics_path.unlink(missing_ok=True)
+            self.rollouts_path.unlink(missing_ok=True)
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         main = self.accelerator.is_main_process
         writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step) if main else None
         rows = []
         try:
-            with open(self.metrics_path, "a") as log:
+            with open(self.metrics_path, "a") as log, open(self.rollouts_path, "a") as episodes:
                 while self.step < self.config.steps:
                     row = self.train_step()
                     rows.append(row)
                     if main:
                         log.write(json.dumps(row) + "\n")
                         log.flush()
+                        episodes.write("".join(json.dumps(e) + "\n" for e in self.episodes))
+                        episodes.flush()
                         for key, value in row.items():
                             if key != "step":
                                 writer.add_scalar(key, value, row["step"])
@@ -314,6 +324,24 @@ class RLTrainer:
                 ray.shutdown()
         if self._owns_registry:
             self.registry.close()
+
+
+def rollout_records(step: int, tasks: list[Task], rollouts: list[Rollout], rewards: list[float],
+                    advantages: torch.Tensor) -> list[dict]:
+    """One row per episode of a step (``rollouts.jsonl``): the question, what the core wrote and called each turn,
+    the agents' replies, the reward terms (``reward_terms``), the scalar ``reward`` and the ``advantage`` it was
+    trained with.
+
+    Why: the step metrics say that the score moved, these rows say what the policy changed. A flip of one argument
+    (``"los": false``), a reply misread, or a group with no signal shows up here, not in the means."""
+    questions = {task.id: task.question for task in tasks}
+    records = []
+    for r, reward, advantage in zip(rollouts, rewards, advantages):
+        episode = r.result.model_dump(mode="json", exclude={"trajectory"})
+        records.append({"step": step, "group": r.group, "parent": r.parent, "fork_turn": r.fork_turn,
+                        "question": questions.get(r.result.task_id), "reward": reward, "advantage": float(advantage),
+                        "reward_terms": episode.pop("reward"), **episode})
+    return records
 
 
 # Settings a resumed run may change: where it writes, how long it runs, how often it saves, and where it computes.
