@@ -267,8 +267,8 @@ class RLTrainer:
             return False
         saved = self.out / "config.json"
         before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
-        if before != _recipe(self.config):
-            now = _recipe(self.config)
+        now = _recipe(self.config)
+        if before != now:
             changed = sorted(k for k in now if before is None or before.get(k) != now[k])
             raise ValueError(f"cannot resume {self.out}: "
                              + (f"{saved} is missing" if before is None else f"it was trained with other {changed}")
