@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,14 @@ from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_ep
 from netgpt.core.forward import common_prefix_length, predicting_hidden
 from netgpt.core.model import save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
-from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, rows_before, save_checkpoint
+from netgpt.rl.checkpoint import (
+    ensure_same_run,
+    list_checkpoints,
+    load_checkpoint,
+    remove_checkpoints,
+    rows_before,
+    save_checkpoint,
+)
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
 
@@ -202,8 +208,7 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
         model = model.merge_and_unload()
     model.eval()
     save_model(model, tokenizer, config.out / "model")
-    for checkpoint in list_checkpoints(config.out):  # the run is complete: its resume points are not needed
-        shutil.rmtree(checkpoint)
+    remove_checkpoints(config.out)  # the run is complete: its resume points are not needed
     return metrics
 
 
@@ -215,14 +220,10 @@ def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, s
     saved = config.out / "sft_run.json"
     checkpoints = list_checkpoints(config.out) if resume else []
     if checkpoints:
-        before = json.loads(saved.read_text()) if saved.is_file() else None
-        if before != identity:
-            raise ValueError(f"cannot resume {config.out}: it was trained with another config or data "
-                             f"({saved} {'differs' if before else 'is missing'}); use a new --out")
+        ensure_same_run(config.out, saved, json.loads(saved.read_text()) if saved.is_file() else None, identity)
         step = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
         return step, rows_before(config.out / "metrics.jsonl", step)
-    for stale in list_checkpoints(config.out):  # a fresh run must never resume from another run's checkpoint
-        shutil.rmtree(stale)
+    remove_checkpoints(config.out)
     saved.write_text(json.dumps(identity, indent=2))
     (config.out / "config.json").write_text(config.model_dump_json(indent=2))
     return 0, []

@@ -100,3 +100,22 @@ def rows_before(metrics_path: Path, step: int) -> list[dict]:
         return []
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     return [row for row in rows if row["step"] < step]
+
+
+def remove_checkpoints(out: Path) -> None:
+    """Delete every checkpoint in ``out``: a fresh run must never resume another run's, a finished one needs none."""
+    for path in list_checkpoints(out):
+        shutil.rmtree(path)
+
+
+def ensure_same_run(out: Path, record: Path, before: dict | None, now: dict) -> None:
+    """Refuse to resume ``out`` when the recipe saved in ``record`` (``before``) differs from ``now``: continuing
+    another recipe's checkpoint would silently mix two runs in one. The error names the settings that differ."""
+    if before == now:
+        return
+    if before is None:
+        reason = f"cannot tell whether it was trained with another config ({record} is missing)"
+    else:
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        reason = f"it was trained with another config: other {changed}"
+    raise ValueError(f"cannot resume {out}: {reason}; use a new --out")

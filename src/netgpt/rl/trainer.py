@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -29,7 +28,14 @@ from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import load_model, select_trainable
 from netgpt.eval.harness import aggregate
 from netgpt.rl.advantages import group_relative_advantages
-from netgpt.rl.checkpoint import list_checkpoints, load_checkpoint, rows_before, save_checkpoint
+from netgpt.rl.checkpoint import (
+    ensure_same_run,
+    list_checkpoints,
+    load_checkpoint,
+    remove_checkpoints,
+    rows_before,
+    save_checkpoint,
+)
 from netgpt.rl.config import RLConfig
 from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
 from netgpt.rl.rollout import EpisodeRunner, Rollout, collect_rollouts, local_runner
@@ -267,12 +273,7 @@ class RLTrainer:
             return False
         saved = self.out / "config.json"
         before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
-        now = _recipe(self.config)
-        if before != now:
-            changed = sorted(k for k in now if before is None or before.get(k) != now[k])
-            raise ValueError(f"cannot resume {self.out}: "
-                             + (f"{saved} is missing" if before is None else f"it was trained with other {changed}")
-                             + "; use a new --out")
+        ensure_same_run(self.out, saved, before, _recipe(self.config))
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
         for path in (self.metrics_path, self.rollouts_path):  # rows logged after the checkpoint are redone
             path.write_text("".join(json.dumps(row) + "\n" for row in rows_before(path, self.step)))
@@ -283,8 +284,7 @@ class RLTrainer:
 
         self.out.mkdir(parents=True, exist_ok=True)
         if self.step == 0:  # a fresh run: another run's checkpoints or metric rows must not leak into it
-            for stale in list_checkpoints(self.out):
-                shutil.rmtree(stale)
+            remove_checkpoints(self.out)
             self.metrics_path.unlink(missing_ok=True)
             self.rollouts_path.unlink(missing_ok=True)
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
