@@ -432,14 +432,15 @@ def bench_command(
     summarise_only: Annotated[bool, typer.Option(help="only rebuild results/benchmark.* from finished stages")] = False,
 ) -> None:
     """The headline benchmark: baselines, SFT(teacher), SFT(oracle), RL seeds; finished stages are skipped."""
-    from netgpt.eval.bench import BenchConfig, plan, run_stages, summarise
+    from netgpt.eval.bench import BenchConfig, needed, plan, run_stages, summarise
 
     cfg = BenchConfig.load(config)
     stages = plan(cfg)
     if dry_run:
+        todo = needed(stages)
         for stage in stages:
-            console.print(f"[{'done' if stage.output.exists() else 'todo'}] {stage.name}: "
-                          f"{' '.join(stage.command[2:])}", markup=False)
+            state = "todo" if stage.name in todo else "done" if stage.output.exists() else "skip"
+            console.print(f"[{state}] {stage.name}: {' '.join(stage.command[2:])}", markup=False)
         return
     failed = [] if summarise_only else run_stages(stages, cfg.runs / "bench.log", lambda m: console.print(m,
                                                                                                           markup=False))

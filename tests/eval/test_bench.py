@@ -90,3 +90,33 @@ def test_subset_of_a_finished_run_equals_a_limited_run(tmp_path):
     subset = subset_run(tmp_path / "run24", tmp_path / "sub12", 12)
     assert subset == load_aggregate(tmp_path / "run12")
     assert json.loads((tmp_path / "sub12" / "run.json").read_text())["subset_of"].endswith("run24")
+
+
+def test_a_training_run_whose_readers_are_done_is_not_retrained(tmp_path):
+    """A fresh checkout has the committed evaluations but no checkpoints: only the missing stages run."""
+    from netgpt.eval.bench import needed
+
+    cfg = _config(tmp_path)
+    stages = plan(cfg)
+    for stage in stages:  # everything that reads sft_oracle is evaluated; sft_teacher is not
+        if stage.name.startswith("eval") and "sft_teacher" not in stage.name:
+            stage.output.parent.mkdir(parents=True, exist_ok=True)
+            stage.output.write_text("{}")
+    todo = needed(stages)
+    assert todo == {"sft sft_teacher", "eval sft_teacher on dev"}
+    (cfg.results / "rl-s1-dev" / "results.json").unlink()  # one RL eval missing: its seed and the SFT it starts from
+    assert needed(stages) == todo | {"eval rl-s1 on dev", "rl seed 1", "sft sft_oracle"}
+
+
+def test_a_finished_training_run_keeps_its_files_under_results(tmp_path):
+    cfg = _config(tmp_path)
+    stage = next(s for s in plan(cfg) if s.name == "sft sft_teacher")
+    run = cfg.runs / "sft_teacher"
+    write = (f"import pathlib; r = pathlib.Path({str(run)!r}); (r / 'model').mkdir(parents=True); "
+             "(r / 'model' / 'model.safetensors').write_text('w'); "
+             "(r / 'metrics.jsonl').write_text('{\"step\": 1, \"step_s\": 2.5}\\n')")
+    stage = stage.model_copy(update={"command": [sys.executable, "-c", write]})
+    assert run_stages([stage], tmp_path / "bench.log", lambda m: None) == []
+    kept = cfg.results / "training" / "sft_teacher"
+    assert (kept / "metrics.jsonl").is_file() and not (kept / "model").exists()
+    assert summarise(cfg, out=tmp_path / "out")["training"]["sft_teacher"]["wall_s"] == 2.5

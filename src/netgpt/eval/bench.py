@@ -13,6 +13,7 @@ killed bench resumes where it stopped)::
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,13 @@ class Stage(BaseModel):
     name: str
     command: list[str]
     output: Path = Field(description="the stage is done when this file exists")
+    inputs: list[Path] = Field(default_factory=list, description="outputs of the earlier stages this one reads")
+    keep: tuple[Path, Path] | None = Field(
+        None, description="(training run, folder under results): the run's small files are copied there to be "
+                          "committed, since its checkpoints stay on the machine that trained it")
+
+
+TRAINING_FILES = ("config.json", "run.json", "metrics.jsonl", "training_curves.png", "rollouts.jsonl")
 
 
 def _netgpt(*args: str) -> list[str]:
@@ -101,9 +109,11 @@ def plan(config: BenchConfig) -> list[Stage]:
         ``other_splits``."""
         for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
+            model = Path(policy) / "model.safetensors"
             (other_splits if i else first_split).append(Stage(
                 name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
-                    "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra)))
+                    "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra),
+                inputs=[model] if policy not in config.heuristics + ["prompt"] else []))
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -119,26 +129,58 @@ def plan(config: BenchConfig) -> list[Stage]:
         if config.sft.n_tasks:
             sft += ["--n-tasks", str(config.sft.n_tasks)]
         (first if headline else later).append(
-            Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft)))
+            Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft),
+                  keep=(run, config.results / "training" / name)))
         trained[name] = run / "model"
         evaluate(name, str(run / "model"), llm, *((first, trained_later) if headline else (later, later)))
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
+    init_output = [] if config.rl.init == "base" else [trained[config.rl.init] / "model.safetensors"]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"
         first.append(Stage(name=f"rl seed {seed}", output=rl_model(config, seed) / "model.safetensors",
                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
-                                           "--out", str(run), "--resume", *init)))
+                                           "--out", str(run), "--resume", *init),
+                           inputs=init_output, keep=(run, config.results / "training" / f"rl-s{seed}")))
         evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm, first, trained_later)
     return first + trained_later + later
 
 
+def needed(stages: list[Stage]) -> set[str]:
+    """Names of the stages that still have to run: those whose output is missing and that some missing stage reads
+    (or that nothing reads, i.e. evaluations). A training run whose every reader is done is not retrained — on a
+    fresh checkout its evaluations are committed while its checkpoints are not."""
+    readers: dict[Path, list[Stage]] = {}
+    for stage in stages:
+        for path in stage.inputs:
+            readers.setdefault(path, []).append(stage)
+    memo: dict[str, bool] = {}
+
+    def must_run(stage: Stage) -> bool:
+        if stage.name not in memo:
+            users = readers.get(stage.output, [])
+            memo[stage.name] = not stage.output.exists() and (not users or any(must_run(u) for u in users))
+        return memo[stage.name]
+
+    return {stage.name for stage in stages if must_run(stage)}
+
+
+def keep_training_files(run: Path, target: Path) -> None:
+    """Copy a finished training run's config, metrics, curves and rollout log to ``target`` (committed)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in TRAINING_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, target / name)
+
+
 def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> list[str]:
-    """Run the missing stages in order; a failed stage is reported and the bench goes on with the others."""
+    """Run the needed stages in order; a failed stage is reported and the bench goes on with the others."""
     failed: list[str] = []
+    todo = needed(stages)
     log.parent.mkdir(parents=True, exist_ok=True)
     for stage in stages:
-        if stage.output.exists():
-            echo(f"[done] {stage.name}")
+        if stage.name not in todo:
+            echo(f"[done] {stage.name}" if stage.output.exists() else
+                 f"[skip] {stage.name}: every stage that reads it is done")
             continue
         echo(f"[run ] {stage.name}: {' '.join(stage.command[2:])}")
         with open(log, "a") as sink:
@@ -148,6 +190,8 @@ def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> l
         if code != 0 or not stage.output.exists():
             failed.append(stage.name)
             echo(f"[FAIL] {stage.name} (exit {code}; see {log})")
+        elif stage.keep:
+            keep_training_files(*stage.keep)
     return failed
 
 
@@ -232,12 +276,10 @@ def _errors(config: BenchConfig, split: str) -> dict[str, dict[str, float]]:
 
 
 def _training(config: BenchConfig) -> dict:
-    """Wall time and final metrics of each training run, from its metrics.jsonl."""
+    """Wall time and final metrics of each training run, from the metrics.jsonl kept under results."""
     out = {}
-    runs = {"sft_teacher": config.runs / "sft_teacher", "sft_oracle": config.runs / "sft_oracle",
-            **{f"rl-s{s}": config.runs / f"rl-s{s}" for s in config.rl.seeds}}
-    for name, run in runs.items():
-        path = run / "metrics.jsonl"
+    for name in ["sft_teacher", "sft_oracle", *(f"rl-s{s}" for s in config.rl.seeds)]:
+        path = config.results / "training" / name / "metrics.jsonl"
         if not path.is_file():
             continue
         rows = [json.loads(line) for line in path.read_text().splitlines() if line]
