@@ -50,6 +50,10 @@ class SFTConfig(BaseModel):
     mixed_precision: Literal["no", "bf16"] = Field(
         "no", description="bf16: matmuls in bfloat16 under autocast, weights and optimiser in float32 "
                           "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
+    state_steps: bool = Field(
+        False, description="the teacher writes a one-line step before actions that hide a mapping or a comparison "
+                           "(Family.thought: numerology and modulation before a peak_rate call, rate against target "
+                           "before an SLA answer)")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)
@@ -94,7 +98,8 @@ def build_dataset(config: SFTConfig, registry, tokenizer) -> list[Trajectory]:
     from netgpt.core.policies import AlwaysPolicy, OraclePolicy
 
     tasks = [t for t, _ in zip(training_stream(config.seed), range(config.n_tasks))]
-    policy = OraclePolicy() if config.teacher == "oracle" else AlwaysPolicy()
+    teacher = OraclePolicy if config.teacher == "oracle" else AlwaysPolicy
+    policy = teacher(state_steps=config.state_steps)
     results = run_episodes(tasks, policy, registry, EpisodeConfig(), lambda s: len(tokenizer(s).input_ids),
                            session_prefix="sft")
     system = system_prompt(registry.cards())

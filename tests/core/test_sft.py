@@ -1,7 +1,9 @@
 """SFT on scripted traces: the token layout matches the LLM policy's, the loss sees only core tokens, it trains."""
 
 import json
+import re
 
+import pytest
 import torch
 
 from netgpt.core.model import tiny_model
@@ -151,3 +153,44 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
     assert [json.loads(line)["loss"] for line in logged] == [r["loss"] for r in expected]
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
     assert not list_checkpoints(tmp_path / "killed") and not list_checkpoints(tmp_path / "whole")
+
+
+def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
+    """With ``state_steps`` the teacher writes the peak_rate mapping and the SLA comparison before the tag; the
+    statement agrees with the action it precedes, the parser still reads the action, and the episode stays right."""
+    from itertools import islice
+
+    from netgpt.core.episode import EpisodeConfig, run_episodes
+    from netgpt.core.policies import OraclePolicy
+    from netgpt.tasks.generate import training_stream
+
+    tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs"]), 18))
+    results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
+                           session_prefix="steps")
+    for task, result in zip(tasks, results):
+        assert result.reward.quality >= 0.99, task.family
+        for event in result.events:
+            thought, _, action = event.text.rpartition("\n")
+            assert action.startswith(("<call", "<answer>"))
+            if task.family == "sla_check" and event.kind == "answer":
+                stated = re.fullmatch(r"([\d.]+) Mbps achievable, ([\d.]+) Mbps needed: (enough|not enough)\.",
+                                      thought)
+                # the rate as the reply rendered it (3 decimals)
+                assert stated and float(stated[1]) == pytest.approx(event_rate(result), abs=5e-4)
+                assert float(stated[2]) == task.params["target_mbps"]
+                assert stated[3] == ("not enough" if result.answer == "no" else "enough")
+            elif event.skill == "peak_rate":
+                args = event.args
+                assert thought.startswith(f"{task.params['scs_khz']} kHz SCS is mu = {args['mu']}; ")
+                assert 15 * 2 ** args["mu"] == task.params["scs_khz"]  # TS 38.211 §4.2: Δf = 2^μ · 15 kHz
+                assert f"is Q_m = {args['qm']};" in thought and f"overhead is {args['overhead']}." in thought
+            else:
+                assert thought == ""  # only mappings and comparisons are spelled out
+    assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs"}
+    plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
+                         session_prefix="plain")
+    assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default
+
+
+def event_rate(result) -> float:
+    return next(e.result["rate_mbps"] for e in reversed(result.events) if e.skill == "throughput")

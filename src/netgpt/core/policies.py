@@ -30,10 +30,15 @@ def _parse_reply(text: str) -> tuple[dict | None, str | None]:
 
 
 class _PlanFollower(Policy):
-    """Runs a list of planned calls, then answers from the successful results."""
+    """Runs a list of planned calls, then answers from the successful results. With ``state_steps`` each action is
+    preceded by the family's :meth:`~netgpt.tasks.families.Family.thought` (SFT traces that spell out a mapping or
+    a comparison)."""
 
     retries = 0
     use_observation = True
+
+    def __init__(self, state_steps: bool = False):
+        self.state_steps = state_steps
 
     def begin(self, system, tasks, first_messages, resume=None, sessions=None):
         _no_forks(resume)
@@ -61,11 +66,16 @@ class _PlanFollower(Policy):
                 text = render_answer("unknown")
             elif self.cursor[i] < len(plan):
                 c = plan[self.cursor[i]]
-                text = render_call(Call(agent=c.agent, skill=c.skill, args=c.args))
+                text = self._stated(fam.thought(task.params, self.results[i], c),
+                                    render_call(Call(agent=c.agent, skill=c.skill, args=c.args)))
             else:
-                text = render_answer(fam.answer_from_results(task.params, self.results[i]))
+                text = self._stated(fam.thought(task.params, self.results[i], None),
+                                    render_answer(fam.answer_from_results(task.params, self.results[i])))
             out.append((text, None, False))
         return out
+
+    def _stated(self, thought: str, action: str) -> str:
+        return f"{thought}\n{action}" if self.state_steps and thought else action
 
     def observe(self, index, reply_text):
         result, error = _parse_reply(reply_text)

@@ -135,6 +135,14 @@ class Family:
         """The final answer an oracle writes from the results of its plan's successful calls."""
         raise NotImplementedError
 
+    def thought(self, params: dict, results: list[dict], call: PlannedCall | None) -> str:
+        """A one-line step a teacher may write before its next action (``call``, or the answer when None).
+
+        Only where the action hides a mapping or a comparison that a small core otherwise has to do silently inside
+        the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target): written out, each decision sits next to the
+        values it depends on. Empty for the other families."""
+        return ""
+
     def fields(self, world: World, params: dict) -> dict[str, Any]:
         """Values the templates may use besides the parameters."""
         return {}
@@ -321,6 +329,14 @@ class PeakRate(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['rate_mbps']:.2f} Mbps"
+
+    def thought(self, params, results, call):
+        if call is None or call.skill != "peak_rate":
+            return ""
+        a = call.args
+        direction = "downlink" if params["variant"] == "dl" else "uplink"
+        return (f"{params['scs_khz']} kHz SCS is mu = {a['mu']}; {self._MODULATION[params['qm']]} is Q_m = {a['qm']}; "
+                f"FR{params['fr']} {direction} overhead is {a['overhead']}.")
 
     def plan(self, world, params, obs):
         calls = [PlannedCall(agent="phy", skill="peak_rate", args=self._rate_args(params))]
@@ -693,6 +709,12 @@ class SlaCheck(Family):
 
     def answer_from_results(self, params, results):
         return "yes" if results[-1]["rate_mbps"] >= params["target_mbps"] else "no"
+
+    def thought(self, params, results, call):
+        if call is not None:
+            return ""
+        rate, target = results[-1]["rate_mbps"], params["target_mbps"]
+        return f"{rate} Mbps achievable, {target} Mbps needed: {'enough' if rate >= target else 'not enough'}."
 
     def plan(self, world, params, obs):
         sinr = analytics.link_budget(world, params["ue_id"]).sinr_db
