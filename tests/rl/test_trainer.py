@@ -166,3 +166,14 @@ def test_the_sft_anchor_trains_when_no_group_has_a_signal(tokenizer, registry, t
         end = masked_nll(trainer.model, batch).item()
     assert all(r["trained_groups"] == 0 and r["sft_nll"] > 0 for r in rows)
     assert end < 0.9 * start
+
+
+def test_the_anchor_states_steps_as_its_sft_start_was_trained(tokenizer, registry, tmp_path):
+    """``sft_state_steps`` gives the anchor the same traces as an SFT run with ``state_steps``."""
+    texts = {}
+    for stated in (False, True):
+        config = _config(tmp_path / str(stated), sft_coef=1.0, sft_n_tasks=24, sft_state_steps=stated)
+        trainer = RLTrainer(config, tiny_model(tokenizer, seed=0), tokenizer, registry)
+        texts[stated] = [tokenizer.decode(t.completion_ids) for t in trainer.anchor]
+    assert any("Mbps needed: " in t for t in texts[True]) and any("kHz SCS is mu = " in t for t in texts[True])
+    assert not any("Mbps needed: " in t or "kHz SCS is mu = " in t for t in texts[False])

@@ -76,6 +76,8 @@ class RLConfig(BaseModel):
     sft_batch_size: int = Field(4, ge=1, description="oracle traces in each update's SFT term")
     sft_n_tasks: int = Field(400, ge=1, description="training-stream tasks (SFT's seed 0) the oracle runs once to "
                                                     "build the SFT term's traces")
+    sft_state_steps: bool = Field(False, description="the SFT term's traces state their steps (SFTConfig.state_steps): "
+                                                     "set it as the SFT start was trained")
 
     # optimisation
     train: Literal["full", "top_layers", "lora"] = "top_layers"

@@ -115,8 +115,9 @@ class RLTrainer:
         """The oracle's right episodes on the SFT warm-up's tasks, laid out as SFT trains on them."""
         from netgpt.sft import SFTConfig, build_dataset
 
-        return build_dataset(SFTConfig(teacher="oracle", n_tasks=self.config.sft_n_tasks, seed=0), self.registry,
-                             self.tokenizer)
+        teacher = SFTConfig(teacher="oracle", n_tasks=self.config.sft_n_tasks, seed=0,
+                            state_steps=self.config.sft_state_steps)
+        return build_dataset(teacher, self.registry, self.tokenizer)
 
     def tasks_for(self, step: int) -> list[Task]:
         """Training-stream tasks of ``step``; each process of a multi-GPU run takes its own slice."""
