@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -156,6 +157,14 @@ def epoch_batches(order: list[int], lengths: Sequence[int], batch_size: int, gro
     return batches
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matmuls natively. A CPU without AVX512-BF16 or AMX emulates them: one step of
+    the CPU recipe took 476 s under bf16 autocast against 25 s in float32 on an AVX2-only EPYC."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None,
               resume: bool = False) -> list[dict]:
     """A compact training loop written against ``accelerate``; returns the per-step metrics.
@@ -167,6 +176,10 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     from transformers import get_scheduler
 
     accelerator = Accelerator(cpu=config.device == "cpu")
+    if config.mixed_precision == "bf16" and not fast_bf16(accelerator.device):
+        warnings.warn(f"{accelerator.device} has no native bfloat16 matmuls: training in float32 instead (recorded "
+                      "as mixed_precision: no in the run's config)", stacklevel=2)
+        config = config.model_copy(update={"mixed_precision": "no"})
     # torch.autocast rather than Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton
     # that refuses a second setting, and masked_nll calls the decoder directly rather than through forward.
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")

@@ -44,6 +44,16 @@ def test_masked_nll_ignores_prompt_and_agent_tokens(tokenizer, registry):
     assert seen == [int(batch["loss_mask"].sum())]
 
 
+def test_bf16_falls_back_to_float32_where_it_is_emulated(tokenizer, registry, tmp_path, monkeypatch):
+    """On a CPU without native bf16 the run trains in float32, says so, and records what it really used."""
+    monkeypatch.setattr("netgpt.sft.fast_bf16", lambda device: False)
+    config = SFTConfig(epochs=1, batch_size=8, mixed_precision="bf16", train="full", out=tmp_path / "sft")
+    with pytest.warns(UserWarning, match="no native bfloat16 matmuls: training in float32"):
+        _train_tiny(config, tokenizer, registry)
+    assert json.loads((tmp_path / "sft" / "config.json").read_text())["mixed_precision"] == "no"
+    assert json.loads((tmp_path / "sft" / "sft_run.json").read_text())["mixed_precision"] == "no"
+
+
 def _train_tiny(config: SFTConfig, tokenizer, registry):
     """Train a tiny model on 8 oracle traces: (loss before, loss after, per-step metrics, the model)."""
     data = build_dataset(SFTConfig(n_tasks=8, seed=3), registry, tokenizer)
@@ -66,9 +76,10 @@ def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
     assert (tmp_path / "sft" / "metrics.jsonl").read_text().count("\n") == 12
 
 
-def test_bf16_mixed_precision_trains_with_a_linear_schedule(tokenizer, registry, tmp_path):
+def test_bf16_mixed_precision_trains_with_a_linear_schedule(tokenizer, registry, tmp_path, monkeypatch):
     """bf16 autocast (the CPU config's setting) still lowers the loss; the learning rate warms up, then decays to 0
     on the last step; the saved weights stay float32."""
+    monkeypatch.setattr("netgpt.sft.fast_bf16", lambda device: True)  # the autocast path even where it is emulated
     config = SFTConfig(epochs=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.1, mixed_precision="bf16",
                        train="full", out=tmp_path / "sft")
     before, after, metrics, model = _train_tiny(config, tokenizer, registry)
