@@ -355,9 +355,9 @@ def sft_command(
     from netgpt.core.model import load_model
     from netgpt.eval.harness import environment_info
     from netgpt.protocol import AgentRegistry
-    from netgpt.sft import SFTConfig, build_dataset, train_sft
+    from netgpt.sft import SFTConfig, build_dataset, train_sft, with_native_precision
 
-    cfg = SFTConfig.load(config, teacher=teacher, n_tasks=n_tasks, out=out)
+    cfg = with_native_precision(SFTConfig.load(config, teacher=teacher, n_tasks=n_tasks, out=out))
     model, tokenizer = load_model(cfg.model, device=cfg.device, status=lambda m: console.print(f"[dim]{m}"))
     with AgentRegistry.from_config(None) as registry:
         with console.status(f"running the {cfg.teacher} teacher on {cfg.n_tasks} training tasks"):

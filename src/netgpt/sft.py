@@ -53,8 +53,8 @@ class SFTConfig(BaseModel):
                           "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
     state_steps: bool = Field(
         False, description="the teacher writes a one-line step before actions that hide a mapping or a comparison "
-                           "(Family.thought: numerology and modulation before a peak_rate call, rate against target "
-                           "before an SLA answer)")
+                           "(Family.thought: numerology, modulation order and overhead before a peak_rate call; rate "
+                           "against target before an SLA answer)")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)
@@ -158,11 +158,21 @@ def epoch_batches(order: list[int], lengths: Sequence[int], batch_size: int, gro
 
 
 def fast_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 matmuls natively. A CPU without AVX512-BF16 or AMX emulates them: one step of
-    the CPU recipe took 476 s under bf16 autocast against 25 s in float32 on an AVX2-only EPYC."""
+    """Whether ``device`` runs bfloat16 matmuls natively (on a CPU: AVX512-BF16 or AMX). Elsewhere they are emulated:
+    one step of the CPU recipe took 476 s under bf16 autocast against 25 s in float32 on an AVX2-only EPYC."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def with_native_precision(config: SFTConfig) -> SFTConfig:
+    """``config``, or a copy training in float32 (with a warning) where its bf16 autocast would be emulated; the run
+    records the precision it really used."""
+    if config.mixed_precision == "bf16" and not fast_bf16(torch.device(config.device)):
+        warnings.warn(f"{config.device} has no native bfloat16 matmuls: training in float32 instead (recorded as "
+                      "mixed_precision: no in the run's config)", stacklevel=2)
+        return config.model_copy(update={"mixed_precision": "no"})
+    return config
 
 
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None,
@@ -176,10 +186,7 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     from transformers import get_scheduler
 
     accelerator = Accelerator(cpu=config.device == "cpu")
-    if config.mixed_precision == "bf16" and not fast_bf16(accelerator.device):
-        warnings.warn(f"{accelerator.device} has no native bfloat16 matmuls: training in float32 instead (recorded "
-                      "as mixed_precision: no in the run's config)", stacklevel=2)
-        config = config.model_copy(update={"mixed_precision": "no"})
+    config = with_native_precision(config)
     # torch.autocast rather than Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton
     # that refuses a second setting, and masked_nll calls the decoder directly rather than through forward.
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")
@@ -234,11 +241,14 @@ def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, s
     """Step to start from and the metric rows already logged: (0, []) for a fresh run, else the newest checkpoint's
     step, after checking that the run directory was trained with this same config and data."""
     config.out.mkdir(parents=True, exist_ok=True)
-    identity = {**config.model_dump(mode="json", exclude={"out", "save_steps"}), "examples": n_examples}
+    settings = {"exclude": {"out", "save_steps"}, "mode": "json"}
+    identity = {**config.model_dump(**settings), "examples": n_examples}
     saved = config.out / "sft_run.json"
     checkpoints = list_checkpoints(config.out) if resume else []
     if checkpoints:
-        ensure_same_run(config.out, saved, json.loads(saved.read_text()) if saved.is_file() else None, identity)
+        # settings added since the record was written count at their defaults
+        before = {**SFTConfig().model_dump(**settings), **json.loads(saved.read_text())} if saved.is_file() else None
+        ensure_same_run(config.out, saved, before, identity)
         step = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
         return step, rows_before(config.out / "metrics.jsonl", step)
     remove_checkpoints(config.out)

@@ -116,7 +116,12 @@ def test_a_finished_training_run_keeps_its_files_under_results(tmp_path):
              "(r / 'model' / 'model.safetensors').write_text('w'); "
              "(r / 'metrics.jsonl').write_text('{\"step\": 1, \"step_s\": 2.5}\\n')")
     stage = stage.model_copy(update={"command": [sys.executable, "-c", write]})
-    assert run_stages([stage], tmp_path / "bench.log", lambda m: None) == []
+    messages = []
+    assert run_stages([stage, stage], tmp_path / "bench.log", messages.append) == []  # planned twice: runs once
+    assert [m[:6] for m in messages] == ["[run ]", "[done]"]
     kept = cfg.results / "training" / "sft_teacher"
     assert (kept / "metrics.jsonl").is_file() and not (kept / "model").exists()
+    (kept / "metrics.jsonl").unlink()  # a run finished before its files were kept gets them on the next bench
+    run_stages([stage], tmp_path / "bench.log", messages.append)
+    assert (kept / "metrics.jsonl").is_file()
     assert summarise(cfg, out=tmp_path / "out")["training"]["sft_teacher"]["wall_s"] == 2.5

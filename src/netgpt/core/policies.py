@@ -66,16 +66,17 @@ class _PlanFollower(Policy):
                 text = render_answer("unknown")
             elif self.cursor[i] < len(plan):
                 c = plan[self.cursor[i]]
-                text = self._stated(fam.thought(task.params, self.results[i], c),
-                                    render_call(Call(agent=c.agent, skill=c.skill, args=c.args)))
+                text = self._stated(i, c, render_call(Call(agent=c.agent, skill=c.skill, args=c.args)))
             else:
-                text = self._stated(fam.thought(task.params, self.results[i], None),
-                                    render_answer(fam.answer_from_results(task.params, self.results[i])))
+                text = self._stated(i, None, render_answer(fam.answer_from_results(task.params, self.results[i])))
             out.append((text, None, False))
         return out
 
-    def _stated(self, thought: str, action: str) -> str:
-        return f"{thought}\n{action}" if self.state_steps and thought else action
+    def _stated(self, i: int, call: PlannedCall | None, action: str) -> str:
+        """Episode ``i``'s ``action``, preceded by its family's thought line when steps are stated and it has one."""
+        task = self.tasks[i]
+        thought = family(task.family).thought(task.params, self.results[i], call) if self.state_steps else ""
+        return f"{thought}\n{action}" if thought else action
 
     def observe(self, index, reply_text):
         result, error = _parse_reply(reply_text)

@@ -1,7 +1,7 @@
 """The headline benchmark: every policy of the paper's comparison on the same fixed splits, from scratch.
 
 Stages (each one a ``netgpt`` command a user can run alone; a stage whose output already exists is skipped, so a
-killed bench resumes where it stopped)::
+killed bench resumes where it stopped, and so is a training run whose every reader is done)::
 
     netgpt eval  --policy oracle|always|random|never|prompt         (baselines)
     netgpt sft   --teacher always  → sft_teacher;  --teacher oracle → sft_oracle
@@ -103,17 +103,17 @@ def plan(config: BenchConfig) -> list[Stage]:
     later: list[Stage] = []
     limit = ["--limit", str(config.limit)] if config.limit else []
 
-    def evaluate(name: str, policy: str, extra: tuple[str, ...] = (), first_split: list[Stage] = first,
+    def evaluate(name: str, policy: str | Path, extra: tuple[str, ...] = (), first_split: list[Stage] = first,
                  other_splits: list[Stage] = later) -> None:
         """Queue the eval on the first split into ``first_split`` and those on the other splits into
-        ``other_splits``."""
+        ``other_splits``. ``policy``: a built-in policy's name, or the Path of a trained model (which it reads)."""
+        inputs = [policy / "model.safetensors"] if isinstance(policy, Path) else []
         for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
-            model = Path(policy) / "model.safetensors"
             (other_splits if i else first_split).append(Stage(
                 name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
-                    "eval", "--policy", policy, "--split", split, "--out", str(out), *limit, *extra),
-                inputs=[model] if policy not in config.heuristics + ["prompt"] else []))
+                    "eval", "--policy", str(policy), "--split", split, "--out", str(out), *limit, *extra),
+                inputs=inputs))
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -132,7 +132,7 @@ def plan(config: BenchConfig) -> list[Stage]:
             Stage(name=f"sft {name}", output=run / "model" / "model.safetensors", command=_netgpt(*sft),
                   keep=(run, config.results / "training" / name)))
         trained[name] = run / "model"
-        evaluate(name, str(run / "model"), llm, *((first, trained_later) if headline else (later, later)))
+        evaluate(name, run / "model", llm, *((first, trained_later) if headline else (later, later)))
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
     init_output = [] if config.rl.init == "base" else [trained[config.rl.init] / "model.safetensors"]
     for seed in config.rl.seeds:
@@ -141,25 +141,26 @@ def plan(config: BenchConfig) -> list[Stage]:
                            command=_netgpt("train", "--config", str(config.rl.config), "--seed", str(seed),
                                            "--out", str(run), "--resume", *init),
                            inputs=init_output, keep=(run, config.results / "training" / f"rl-s{seed}")))
-        evaluate(f"rl-s{seed}", str(rl_model(config, seed)), llm, first, trained_later)
+        evaluate(f"rl-s{seed}", rl_model(config, seed), llm, first, trained_later)
     return first + trained_later + later
 
 
 def needed(stages: list[Stage]) -> set[str]:
-    """Names of the stages that still have to run: those whose output is missing and that some missing stage reads
-    (or that nothing reads, i.e. evaluations). A training run whose every reader is done is not retrained — on a
+    """Names of the stages that still have to run: those whose output is missing and that nothing reads
+    (evaluations) or some needed stage reads. A training run whose every reader is done is not retrained — on a
     fresh checkout its evaluations are committed while its checkpoints are not."""
     readers: dict[Path, list[Stage]] = {}
     for stage in stages:
         for path in stage.inputs:
             readers.setdefault(path, []).append(stage)
-    memo: dict[str, bool] = {}
+    memo: dict[Path, bool] = {}
 
     def must_run(stage: Stage) -> bool:
-        if stage.name not in memo:
+        if stage.output not in memo:
+            memo[stage.output] = False  # the plan is acyclic; this only stops a malformed one from recursing forever
             users = readers.get(stage.output, [])
-            memo[stage.name] = not stage.output.exists() and (not users or any(must_run(u) for u in users))
-        return memo[stage.name]
+            memo[stage.output] = not stage.output.exists() and (not users or any(must_run(u) for u in users))
+        return memo[stage.output]
 
     return {stage.name for stage in stages if must_run(stage)}
 
@@ -178,7 +179,9 @@ def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> l
     todo = needed(stages)
     log.parent.mkdir(parents=True, exist_ok=True)
     for stage in stages:
-        if stage.name not in todo:
+        if stage.output.exists() or stage.name not in todo:  # exists: also a stage planned twice, once it has run
+            if stage.keep and stage.output.exists():  # a run finished before its files were kept
+                keep_training_files(*stage.keep)
             echo(f"[done] {stage.name}" if stage.output.exists() else
                  f"[skip] {stage.name}: every stage that reads it is done")
             continue
