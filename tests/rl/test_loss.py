@@ -75,7 +75,9 @@ def test_group_logprobs_with_a_shared_prompt_equal_separate_passes(tokenizer):
     only_second = torch.zeros_like(logprobs, dtype=torch.bool)
     only_second[:, 1] = True
     masked, _ = group_token_logprobs(model, prompt, completions, only_second, temperature=0.7)
-    assert masked[0, 1] == logprobs[0, 1] and masked[0, 0] == 0 and masked[2, 1] == 0  # row 2 has one token
+    # the same value from logits at fewer positions (equal to the last bit on AVX512, not on AVX2 kernels)
+    assert masked[0, 1].item() == pytest.approx(logprobs[0, 1].item(), abs=1e-6)
+    assert masked[0, 0] == 0 and masked[2, 1] == 0  # row 2 has one token
     for row, completion in enumerate(completions):
         ids = torch.tensor([prompt + completion])
         with torch.no_grad():

@@ -36,6 +36,7 @@ class _PlanFollower(Policy):
 
     retries = 0
     use_observation = True
+    state_steps = False  # a class default too: subclasses with their own __init__ keep working
 
     def __init__(self, state_steps: bool = False):
         self.state_steps = state_steps
