@@ -114,6 +114,11 @@ def tasks_check(file: Annotated[Path, typer.Argument(callback=_file_argument)]) 
 
     with _progress() as progress:
         report = check_file(file, progress=lambda items: _tracked(progress, items, "checking"))
+    for note in report.drift:
+        console.print(f"[yellow]{file}:{note.line}[/]: {note.message} (within the fit's CPU drift)", highlight=False)
+    if report.drift:
+        console.print(f"[yellow]note[/]: {len(report.drift)} forecast answer(s) land elsewhere on this CPU: the "
+                      "Holt-Winters fit stops on its evaluation budget, and its path follows the BLAS kernels")
     if not report.ok:
         for error in report.errors:
             console.print(f"[red]{file}:{error.line}[/]: {error.message}", highlight=False)

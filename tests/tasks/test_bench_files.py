@@ -32,11 +32,17 @@ def test_manifest_matches_files():
 
 
 def test_committed_splits_are_reproducible_from_the_generator():
-    """Guards against generator drift: the first tasks of each split regenerate byte for byte."""
+    """Guards against generator drift: the first tasks of each split regenerate byte for byte, except a fitted
+    forecast answer, which may move within FIT_DRIFT on another CPU (and nothing else of that task may)."""
+    from netgpt.tasks.io import fit_drift
+
     for split in ("dev", "test", "ood"):
         lines = (BENCH / f"{split}.jsonl").read_text().splitlines(keepends=True)[:13]
-        regenerated = [task_line(t) for t in generate_split(split, 13, SPLIT_SEEDS[split])]
-        assert regenerated == lines, split
+        for line, task in zip(lines, generate_split(split, 13, SPLIT_SEEDS[split]), strict=True):
+            stored = Task.model_validate_json(line)
+            if task_line(task) != line and fit_drift(stored, task.answer):
+                task = task.model_copy(update={"answer": stored.answer})
+            assert task_line(task) == line, (split, stored.id)
 
 
 @pytest.mark.parametrize("split", ["dev", "test", "ood"])
@@ -117,3 +123,21 @@ def test_netgpt_entry_point_runs():
     exe = Path(sys.executable).parent / "netgpt"
     out = subprocess.run([str(exe), "tasks", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "check" in out.stdout
+
+
+def test_a_fitted_answer_may_drift_within_its_bound_and_no_further(tmp_path):
+    """A forecast answer off by 0.5 points (within FIT_DRIFT x its 5-point tolerance) is reported as CPU drift; off
+    by 3 points it is an error on any CPU."""
+    from netgpt.tasks.io import FIT_DRIFT
+
+    line = next(x for x in (BENCH / "dev.jsonl").read_text().splitlines() if '"family":"load_forecast"' in x)
+    task = json.loads(line)
+    assert 0.5 < task["answer"]["tolerance"] * FIT_DRIFT < 3
+    reports = {}
+    for shift in (0.5, 3.0):
+        moved = {**task, "answer": {**task["answer"], "value": task["answer"]["value"] + shift}}
+        path = tmp_path / f"shift-{shift}.jsonl"
+        path.write_text(json.dumps(moved) + "\n")
+        reports[shift] = check_file(path)
+    assert reports[0.5].ok and len(reports[0.5].drift) == 1
+    assert not reports[3.0].ok and not reports[3.0].drift

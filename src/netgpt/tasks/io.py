@@ -96,8 +96,24 @@ def _answers_agree(stored: AnswerSpec, recomputed: AnswerSpec) -> str | None:
     return None
 
 
-def verify_task(task: Task) -> list[str]:
-    """Recompute the answer, reference plan and faults from the task's own state; list the disagreements."""
+# Answers from a numerical fit that stops on its evaluation budget (analytics._load_forecast_path): the optimiser's
+# path follows the CPU's BLAS kernels, so on another CPU the same history can land a little elsewhere: between the
+# AVX512 machine that wrote the splits and an AVX2 EPYC, 34 of the 1 040 tasks moved, by at most 0.45 points (0.09x
+# the 5-point tolerance, so no score changes).
+FIT_FAMILIES = frozenset({"load_forecast"})
+FIT_DRIFT = 0.2  # x the answer's tolerance: within it a fitted answer that differs is drift, beyond it an error
+
+
+def fit_drift(task: Task, recomputed: AnswerSpec) -> bool:
+    """Whether ``recomputed`` differs from the stored answer only as much as a fit on another CPU can."""
+    stored = task.answer
+    return (task.family in FIT_FAMILIES and stored.kind == recomputed.kind == "number"
+            and abs(stored.value - recomputed.value) <= FIT_DRIFT * stored.tolerance)
+
+
+def verify_task(task: Task, drift: list[str] | None = None) -> list[str]:
+    """Recompute the answer, reference plan and faults from the task's own state; list the disagreements. With a
+    ``drift`` list, a fitted answer that differs within :data:`FIT_DRIFT` goes there instead (see FIT_FAMILIES)."""
     fam = family(task.family)
     problems = []
     try:
@@ -106,7 +122,9 @@ def verify_task(task: Task) -> list[str]:
     except (KeyError, ValueError, TypeError) as exc:
         return [f"cannot recompute from state: {type(exc).__name__}: {exc}"]
     mismatch = _answers_agree(task.answer, answer)
-    if mismatch:
+    if mismatch and drift is not None and fit_drift(task, answer):
+        drift.append(mismatch)
+    elif mismatch:
         problems.append(mismatch)
     stored_plan = [c.model_dump() for c in task.reference_plan]
     if stored_plan != [c.model_dump() for c in plan]:
@@ -122,6 +140,7 @@ class CheckReport:
     count: int = 0
     families: dict[str, int] = field(default_factory=dict)
     errors: list[LineError] = field(default_factory=list)
+    drift: list[LineError] = field(default_factory=list)  # fitted answers this CPU lands elsewhere (FIT_DRIFT)
 
     @property
     def ok(self) -> bool:
@@ -135,6 +154,8 @@ def check_file(path: Path | str, progress: Callable[[Iterable], Iterable] = iter
     for number, task in progress(tasks):
         report.count += 1
         report.families[task.family] = report.families.get(task.family, 0) + 1
-        report.errors.extend(LineError(number, f"{task.id}: {p}") for p in verify_task(task))
+        drift: list[str] = []
+        report.errors.extend(LineError(number, f"{task.id}: {p}") for p in verify_task(task, drift))
+        report.drift.extend(LineError(number, f"{task.id}: {p}") for p in drift)
     report.errors.sort(key=lambda e: e.line)
     return report
