@@ -52,9 +52,10 @@ class SFTConfig(BaseModel):
         "no", description="bf16: matmuls in bfloat16 under autocast, weights and optimiser in float32 "
                           "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
     state_steps: bool = Field(
-        False, description="the teacher writes a one-line step before actions that hide a mapping or a comparison "
-                           "(Family.thought: numerology, modulation order and overhead before a peak_rate call; rate "
-                           "against target before an SLA answer)")
+        False, description="the teacher writes a one-line step before actions that hide a mapping, a comparison or a "
+                           "selection (Family.thought: numerology, modulation order and overhead before a peak_rate "
+                           "call; the allocation before a tbs call; rate against target before an SLA answer; the "
+                           "cell and metric before reading a KPI from the observation)")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)

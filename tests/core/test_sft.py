@@ -169,15 +169,16 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
 
 
 def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
-    """With ``state_steps`` the teacher writes the peak_rate mapping and the SLA comparison before the tag; the
-    statement agrees with the action it precedes, the parser still reads the action, and the episode stays right."""
+    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison before
+    the tag; the statement agrees with the action it precedes, the parser still reads the action, and the episode
+    stays right."""
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
     from netgpt.core.policies import OraclePolicy
     from netgpt.tasks.generate import training_stream
 
-    tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs"]), 18))
+    tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs", "observation_lookup"]), 24))
     results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
                            session_prefix="steps")
     for task, result in zip(tasks, results):
@@ -200,9 +201,19 @@ def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
                 assert thought == (f"{p['scs_khz']} kHz SCS is mu = {mu}; {modulation} is Q_m = {p['qm']}; "
                                    f"FR{p['fr']} {'downlink' if p['variant'] == 'dl' else 'uplink'} overhead is "
                                    f"{overhead}.")  # TS 38.306 §4.1.2
+            elif task.family == "observation_lookup" and event.kind == "answer" and len(result.events) == 1:
+                cell, metric = task.params["cell_id"], task.params["metric"]
+                assert thought == f"{cell}'s latest kpi report gives {metric}."
+                report = next(r for r in task.observation.reports if r.subject == cell)
+                assert result.answer.split()[0] == str(report.values[metric])
+            elif event.skill == "tbs":
+                a, p = event.args, task.params
+                assert (a["layers"], a["n_prb"], a["n_symb"]) == (p["layers"], p["n_prb"], p["n_symb"])
+                assert thought == (f"{p['layers']} layer(s), {p['n_prb']} PRBs, {p['n_symb']} symbols, "
+                                   f"{p['n_dmrs_per_prb']} DMRS and {p['n_oh_per_prb']} overhead REs per PRB.")
             else:
-                assert thought == ""  # only mappings and comparisons are spelled out
-    assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs"}
+                assert thought == ""  # only mappings, comparisons and selections are spelled out
+    assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs", "observation_lookup"}
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default

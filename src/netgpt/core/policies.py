@@ -62,7 +62,8 @@ class _PlanFollower(Policy):
             task, plan = self.tasks[i], self.plans[i]
             fam = family(task.family)
             if self.use_observation and not plan:
-                text = render_answer(fam.answer_from_observation(task.observation, task.params) or "unknown")
+                answer = fam.answer_from_observation(task.observation, task.params)
+                text = self._stated(i, None, render_answer(answer)) if answer else render_answer("unknown")
             elif self.gave_up[i]:
                 text = render_answer("unknown")
             elif self.cursor[i] < len(plan):

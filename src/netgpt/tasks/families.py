@@ -138,9 +138,10 @@ class Family:
     def thought(self, params: dict, results: list[dict], call: PlannedCall | None) -> str:
         """A one-line step a teacher may write before its next action (``call``, or the answer when None).
 
-        Only where the action hides a mapping or a comparison that a small core otherwise has to do silently inside
-        the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target): written out, each decision sits next to the
-        values it depends on. Empty for the other families."""
+        Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
+        silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which cell's report to read;
+        which of the question's numbers is the layer count): written out, each decision sits next to the values it
+        depends on. Empty for the other families."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -188,6 +189,12 @@ class ObservationLookup(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['values'][params['metric']]} {METRIC_UNITS[params['metric']]}"
+
+    def thought(self, params, results, call):
+        if call is not None or results:
+            return ""
+        # names the report before copying from it: SFT(oracle) read another cell's value on 7 of 20 test tasks
+        return f"{params['cell_id']}'s latest kpi report gives {params['metric']}."
 
     def plan(self, world, params, obs):
         if fresh(obs, "kpi", params["cell_id"]):
@@ -397,6 +404,15 @@ class Tbs(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['tbs_bits']} bits"
+
+    def thought(self, params, results, call):
+        if call is None or call.skill != "tbs":
+            return ""
+        # restates the question's allocation in its own words before the JSON: SFT(oracle) put the wrong layer count
+        # into 5 of 20 test tbs calls
+        a = call.args
+        return (f"{a['layers']} layer(s), {a['n_prb']} PRBs, {a['n_symb']} symbols, {a['n_dmrs_per_prb']} DMRS and "
+                f"{a['n_oh_per_prb']} overhead REs per PRB.")
 
     def plan(self, world, params, obs):
         calls = [PlannedCall(agent="phy", skill="tbs", args=self._tbs_args(params))]
@@ -711,7 +727,7 @@ class SlaCheck(Family):
         return "yes" if results[-1]["rate_mbps"] >= params["target_mbps"] else "no"
 
     def thought(self, params, results, call):
-        if call is not None:
+        if call is not None or not results:
             return ""
         rate, target = results[-1]["rate_mbps"], params["target_mbps"]
         return f"{rate} Mbps achievable, {target} Mbps needed: {'enough' if rate >= target else 'not enough'}."
