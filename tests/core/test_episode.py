@@ -106,14 +106,15 @@ def test_step_after_the_end_is_an_error(registry):
         env.step("<answer>2</answer>")
 
 
-@pytest.mark.parametrize("config", ["configs/rl-cpu.yaml", "configs/bench-cpu.yaml"])
-def test_configured_token_limit_fits_every_scripted_turn(registry, tokenizer, config):
+@pytest.mark.parametrize(("config", "stated"), [("configs/rl-cpu.yaml", False), ("configs/bench-cpu.yaml", False),
+                                               ("configs/ablations/rl-stated-steps.yaml", True)])
+def test_configured_token_limit_fits_every_scripted_turn(registry, tokenizer, config, stated):
     """A turn limit below the teacher's longest call cuts every such call off (tbs and pathloss arguments run to
-    ~87 tokens): the trained core could never complete them, in rollouts or in evaluation."""
+    ~87 tokens, ~113 with a stated step): the trained core could never complete them, in rollouts or in evaluation."""
     import yaml
 
     data = yaml.safe_load((Path(__file__).resolve().parents[2] / config).read_text())
     limit = data.get("max_new_tokens") or data["eval"]["max_new_tokens"]
-    results = run_episodes(SAMPLE, OraclePolicy(), registry, EpisodeConfig(), count)
+    results = run_episodes(SAMPLE, OraclePolicy(state_steps=stated), registry, EpisodeConfig(), count)
     longest = max(len(tokenizer(e.text, add_special_tokens=False).input_ids) for r in results for e in r.events)
     assert 80 <= longest <= limit
