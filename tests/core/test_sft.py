@@ -168,10 +168,10 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
     assert not list_checkpoints(tmp_path / "killed") and not list_checkpoints(tmp_path / "whole")
 
 
-def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
-    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison before
-    the tag; the statement agrees with the action it precedes, the parser still reads the action, and the episode
-    stays right."""
+def test_stated_steps_spell_out_what_the_action_hides(registry):
+    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation, the SLA comparison and, for
+    an observation_lookup answer, which report it reads, before the tag; the statement agrees with the action it
+    precedes, the parser still reads the action, and the episode stays right."""
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
@@ -181,6 +181,7 @@ def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
     tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs", "observation_lookup"]), 24))
     results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
                            session_prefix="steps")
+    lookups_from_observation = 0
     for task, result in zip(tasks, results):
         assert result.reward.quality >= 0.99, task.family
         for event in result.events:
@@ -204,8 +205,9 @@ def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
             elif task.family == "observation_lookup" and event.kind == "answer" and len(result.events) == 1:
                 cell, metric = task.params["cell_id"], task.params["metric"]
                 assert thought == f"{cell}'s latest kpi report gives {metric}."
-                report = next(r for r in task.observation.reports if r.subject == cell)
+                report = next(r for r in task.observation.reports if r.kind == "kpi" and r.subject == cell)
                 assert result.answer.split()[0] == str(report.values[metric])
+                lookups_from_observation += 1
             elif event.skill == "tbs":
                 a, p = event.args, task.params
                 assert (a["layers"], a["n_prb"], a["n_symb"]) == (p["layers"], p["n_prb"], p["n_symb"])
@@ -214,6 +216,7 @@ def test_stated_steps_spell_out_the_mapping_and_the_comparison(registry):
             else:
                 assert thought == ""  # only mappings, comparisons and selections are spelled out
     assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs", "observation_lookup"}
+    assert lookups_from_observation > 0
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default

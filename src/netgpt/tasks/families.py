@@ -193,7 +193,7 @@ class ObservationLookup(Family):
     def thought(self, params, results, call):
         if call is not None or results:
             return ""
-        # names the report before copying from it: SFT(oracle) read another cell's value on 7 of 20 test tasks
+        # names the report before copying from it: SFT(oracle) answered 5 of 20 test tasks with another cell's value
         return f"{params['cell_id']}'s latest kpi report gives {params['metric']}."
 
     def plan(self, world, params, obs):
