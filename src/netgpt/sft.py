@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
@@ -34,6 +33,7 @@ from netgpt.rl.checkpoint import (
 )
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
+from netgpt.yamlconfig import load_yaml
 
 
 class SFTConfig(BaseModel):
@@ -69,7 +69,7 @@ class SFTConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> SFTConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(data)
 

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.eval.harness import Aggregate, load_aggregate
+from netgpt.rl.config import RLConfig
+from netgpt.yamlconfig import load_yaml
 
 RESULTS = Path("results")
 ORDER = ("prompt", "never", "random", "always", "sft_teacher", "sft_oracle", "rl", "oracle")
@@ -63,7 +64,7 @@ class BenchConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> BenchConfig:
-        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+        return cls.model_validate(load_yaml(path))
 
 
 class Stage(BaseModel):
@@ -85,12 +86,8 @@ def _netgpt(*args: str) -> list[str]:
 
 def rl_model(config: BenchConfig, seed: int) -> Path:
     """The RL checkpoint that gets evaluated: the last one of the run."""
-    steps = _rl_steps(config)
+    steps = RLConfig.load(config.rl.config).steps
     return config.runs / f"rl-s{seed}" / f"checkpoint-{steps:06d}" / "model"
-
-
-def _rl_steps(config: BenchConfig) -> int:
-    return int((yaml.safe_load(config.rl.config.read_text()) or {}).get("steps", 30))
 
 
 def plan(config: BenchConfig) -> list[Stage]:

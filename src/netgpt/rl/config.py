@@ -1,4 +1,5 @@
-"""What an RL run is: one YAML file (``configs/rl-cpu.yaml``) loaded into :class:`RLConfig`.
+"""What an RL run is: one YAML file (``configs/rl-cpu.yaml``, or an ablation that ``extends:`` it) loaded into
+:class:`RLConfig`.
 
 Option names follow TRL's ``GRPOConfig`` where the meaning is the same (``num_generations``, ``beta``, ``epsilon``,
 ``epsilon_high``, ``loss_type``, ``scale_rewards``, ``top_entropy_quantile``, ``reward_weights``,
@@ -10,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.reward import Budget, RewardWeights
+from netgpt.yamlconfig import load_yaml
 
 
 class BranchingConfig(BaseModel):
@@ -97,6 +98,6 @@ class RLConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> RLConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(data)
