@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from netgpt.core.episode import EpisodeConfig, EpisodeResult, Event, Trajectory, run_episodes
+from netgpt.core.episode import EpisodeConfig, EpisodeResult, Event, NetworkTaskEnv, Trajectory, run_episodes
 from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import tiny_model
 from netgpt.core.policies import OraclePolicy
@@ -88,3 +88,29 @@ def test_a_fork_continues_its_parent_from_the_branch_point(tokenizer, registry):
     n = len(fork.trajectory.completion_ids)
     assert tr.prompt_ids == tokens.prompt_ids and tr.completion_ids[:n] == fork.trajectory.completion_ids
     assert tr.env_mask[:n] == fork.trajectory.env_mask and tr.env_mask[n] == 1  # then the fork's own turn
+
+
+def test_a_fork_keeps_its_parents_agent_call_counts_so_injected_faults_do_not_fire_again(tokenizer, registry):
+    # agent_recovery injects "the first call to the primary agent fails"; the parent retries and succeeds. A fork
+    # after the failed call replays it, so the fork's retry is that agent's second call and must succeed too.
+    task = next(t for t in DEV if t.family == "agent_recovery")
+    count = lambda s: len(tokenizer(s).input_ids)  # noqa: E731
+    [parent] = run_episodes([task], OraclePolicy(), registry, EpisodeConfig(max_turns=4), count)
+    failed, retry = parent.events[0], parent.events[1]
+    assert (failed.ok, failed.error_code, failed.call_index) == (False, "unavailable", 0)
+    assert (retry.agent, retry.ok, retry.call_index) == (failed.agent, True, 1)
+
+    env = NetworkTaskEnv(registry, EpisodeConfig(max_turns=4), "fork-recovery", count)
+    env.restore(task, parent.events[:1])  # what fork_at(parent, 1) carries of the episode
+    step = env.step(retry.text)
+    assert (step.event.ok, step.event.call_index, step.event.result) == (True, 1, retry.result)
+
+
+def test_a_call_refused_before_reaching_its_agent_takes_no_call_number(tokenizer, registry):
+    task = next(t for t in DEV if t.family == "agent_recovery")
+    env = NetworkTaskEnv(registry, EpisodeConfig(max_turns=4), "refused", lambda s: len(tokenizer(s).input_ids))
+    env.reset(task)
+    first = task.reference_plan[0]
+    refused = env.step(f'<call agent="{first.agent}" skill="{first.skill}">{{"no_such_arg": 1}}</call>').event
+    assert (refused.kind, refused.error_code, refused.call_index) == ("call", "invalid_args", None)
+    assert registry.calls_made("refused") == {}

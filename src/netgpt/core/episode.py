@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +58,9 @@ class Event(BaseModel):
     tokens: int = 0
     issues: list[ParseIssue] = Field(default_factory=list)
     reply: str | None = Field(None, description="what the environment answered (None after the final answer)")
+    call_index: int | None = Field(None, description="this call's number among the episode's calls to its agent, "
+                                                     "from 0 (injected faults are keyed by it); None when the call was "
+                                                     "refused before it took one (unknown skill, invalid arguments)")
 
 
 class Trajectory(BaseModel):
@@ -106,19 +109,23 @@ class NetworkTaskEnv:
         self.count_tokens = count_tokens
         self.cards: dict[str, AgentCard] = {c.name: c for c in registry.cards()}
 
-    def reset(self, task: Task) -> str:
+    def reset(self, task: Task, agent_calls: Mapping[str, int] | None = None) -> str:
+        """Open the task's session; ``agent_calls`` counts the calls each agent took in turns replayed by a fork."""
         self.task = task
         self.events: list[Event] = []
         self.cost = EpisodeCost()
         self.answer: str | None = None
         self.finish_reason: FinishReason | None = None
-        self.registry.open_session(self.session_id, task.state, task.faults)
+        self.registry.open_session(self.session_id, task.state, task.faults, calls=agent_calls)
         return task_message(task)
 
     def restore(self, task: Task, events: Sequence[Event]) -> str:
         """Start a fork of an episode after its first ``len(events)`` turns: those turns count (cost, reward) as if
-        this episode had taken them, and the next turn is the fork's own. Used to branch partial rollouts."""
-        first = self.reset(task)
+        this episode had taken them, and the next turn is the fork's own. Used to branch partial rollouts.
+
+        The session starts with the agents' call counts of those turns, so a fault injected on an agent's first call
+        does not fire again on the fork's retry."""
+        first = self.reset(task, agent_calls=Counter(e.agent for e in events if e.call_index is not None))
         for event in events:
             if event.kind == "answer":
                 raise ValueError("cannot fork an episode after its final answer")
@@ -162,13 +169,16 @@ class NetworkTaskEnv:
     def _dispatch(self, turn: int, text: str, tokens: int, call: Call, issues: list[ParseIssue]):
         request = Request(id=f"{self.session_id}-{turn}", agent=call.agent, skill=call.skill, args=call.args,
                           session=self.session_id, deadline_ms=self.config.deadline_ms)
+        before = self.registry.calls_made(self.session_id).get(call.agent, 0)
         reply: Reply = self.registry.call(request)
+        counted = self.registry.calls_made(self.session_id).get(call.agent, 0) > before
         self.cost.latency_ms += reply.latency_ms
         self.cost.bytes += reply.bytes_sent + reply.bytes_received
         event = Event(turn=turn, kind="call", text=text, agent=call.agent, skill=call.skill, args=call.args,
                       ok=reply.ok, result=reply.result, error_code=reply.error.code if reply.error else None,
                       error=reply.error.message if reply.error else None, latency_ms=reply.latency_ms,
-                      bytes=reply.bytes_sent + reply.bytes_received, cost=reply.cost, tokens=tokens, issues=issues)
+                      bytes=reply.bytes_sent + reply.bytes_received, cost=reply.cost, tokens=tokens, issues=issues,
+                      call_index=before if counted else None)
         return event, render_reply(reply)
 
     def _over_budget(self) -> bool:

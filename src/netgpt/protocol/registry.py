@@ -192,15 +192,18 @@ class AgentRegistry:
 
     # -------------------------------------------------------------- sessions
     def open_session(self, session_id: str, state: World | None = None,
-                     faults: Iterable[FaultInjection | Mapping[str, Any] | Any] = ()) -> None:
+                     faults: Iterable[FaultInjection | Mapping[str, Any] | Any] = (),
+                     calls: Mapping[str, int] | None = None) -> None:
         """Create or replace an episode's session: its hidden state and its injected faults.
 
         No I/O happens here: remote endpoints receive the state with the first stateful call that needs it.
         ``faults`` accepts :class:`FaultInjection`, plain dicts or ``netgpt.tasks.InjectedFault`` objects.
+        ``calls`` is how many calls each agent has already taken in this episode (a fork that replays earlier
+        turns): injected faults are keyed by that count, so a fork's retry is call 2, not a second call 1.
         """
         if not SESSION_ID.fullmatch(session_id):
             raise ValueError(f"session id {session_id!r} must match {SESSION_ID.pattern} (it travels in URLs)")
-        session = _Session(state=state, injected=InjectedFaults(faults), opened=True)
+        session = _Session(state=state, injected=InjectedFaults(faults), opened=True, calls=Counter(calls or {}))
         with self._lock:
             replaced = session_id in self._sessions
             self._sessions[session_id] = session
@@ -215,6 +218,12 @@ class AgentRegistry:
         while self.max_sessions is not None and len(self._sessions) > self.max_sessions:
             evicted.append(self._sessions.popitem(last=False)[0])
         return evicted
+
+    def calls_made(self, session_id: str) -> dict[str, int]:
+        """How many calls each agent has taken in the session (past the checks, so counted for fault injection)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            return dict(session.calls) if session is not None else {}
 
     def has_session(self, session_id: str) -> bool:
         session = self._sessions.get(session_id)
