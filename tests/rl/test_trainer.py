@@ -165,15 +165,20 @@ def test_the_sft_anchor_trains_when_no_group_has_a_signal(tokenizer, registry, t
     with torch.no_grad():
         end = masked_nll(trainer.model, batch).item()
     assert all(r["trained_groups"] == 0 and r["sft_nll"] > 0 for r in rows)
+    assert all(r["grad_norm_policy"] == 0.0 and r["grad_norm_anchor"] > 0 for r in rows)  # all of it is the anchor
     assert end < 0.9 * start
 
 
-def test_the_anchor_states_steps_as_its_sft_start_was_trained(tokenizer, registry, tmp_path):
-    """``sft_state_steps`` gives the anchor the same traces as an SFT run with ``state_steps``."""
-    texts = {}
-    for stated in (False, True):
-        config = _config(tmp_path / str(stated), sft_coef=1.0, sft_n_tasks=24, sft_state_steps=stated)
-        trainer = RLTrainer(config, tiny_model(tokenizer, seed=0), tokenizer, registry)
-        texts[stated] = [tokenizer.decode(t.completion_ids) for t in trainer.anchor]
-    assert any("Mbps needed: " in t for t in texts[True]) and any("kHz SCS is mu = " in t for t in texts[True])
-    assert not any("Mbps needed: " in t or "kHz SCS is mu = " in t for t in texts[False])
+def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grpo(tokenizer, registry, tmp_path):
+    """The first iteration's two parts, before clipping: the policy part of an anchored run is the whole gradient of
+    the same step without the anchor (same seed, same rollouts)."""
+    rows = {}
+    for coef in (0.0, 1.0):
+        config = _config(tmp_path / str(coef), sft_coef=coef, sft_n_tasks=8, sft_batch_size=4, num_iterations=1,
+                         max_grad_norm=1e9)
+        trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=odd_token_share)
+        rows[coef] = trainer.train_step()
+    plain, anchored = rows[0.0], rows[1.0]
+    assert plain["trained_groups"] > 0 and "grad_norm_policy" not in plain
+    assert anchored["grad_norm_anchor"] > 0
+    assert anchored["grad_norm_policy"] == pytest.approx(plain["grad_norm"], rel=1e-4)

@@ -171,15 +171,18 @@ class RLTrainer:
         policy_masks = self._entropy_selection(rollouts, groups, masks)
         norms = dict(zip(groups, loss_normaliser(list(masks.values()), cfg.loss_type, cfg.max_completion_tokens)))
         self.model.train()
-        stats_rows, losses, grad_norm, anchor_nll = [], [], 0.0, []
-        for _ in range(cfg.num_iterations):
-            total = 0.0
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        stats_rows, losses, grad_norm, anchor_nll, parts = [], [], 0.0, [], {}
+        for iteration in range(cfg.num_iterations):
+            total, anchor_grads = 0.0, None
             if self.anchor:
                 with self.accelerator.no_sync(self.model) if groups else nullcontext():
                     nll = self._anchor_loss()
                     self.accelerator.backward(cfg.sft_coef * nll)
                 total += cfg.sft_coef * nll.item()
                 anchor_nll.append(nll.item())
+                if iteration == 0:
+                    anchor_grads = [p.grad.detach().clone() if p.grad is not None else None for p in trainable]
             for k, (group, members) in enumerate(groups.items()):
                 last = k == len(groups) - 1
                 with self.accelerator.no_sync(self.model) if not last else nullcontext():
@@ -188,8 +191,10 @@ class RLTrainer:
                     self.accelerator.backward(loss)
                 total += loss.item()
                 stats_rows.append(stats)
-            grad_norm = float(self.accelerator.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm))
+            if anchor_grads is not None:
+                parts = {"grad_norm_anchor": _norm(anchor_grads),
+                         "grad_norm_policy": _norm([_minus(p.grad, a) for p, a in zip(trainable, anchor_grads)])}
+            grad_norm = float(self.accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             losses.append(total)
@@ -202,7 +207,7 @@ class RLTrainer:
                "trained_groups": len(groups)}
         if anchor_nll:
             row["sft_nll"] = statistics.fmean(anchor_nll)
-        return row
+        return row | parts
 
     def _anchor_loss(self) -> torch.Tensor:
         """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
@@ -352,6 +357,19 @@ RESUMABLE_CHANGES = {"out", "steps", "save_steps", "keep_checkpoints", "export_m
 def _recipe(config: RLConfig) -> dict:
     """What makes two runs the same run: every setting except ``RESUMABLE_CHANGES``."""
     return config.model_dump(mode="json", exclude=RESUMABLE_CHANGES)
+
+
+def _minus(grad: torch.Tensor | None, anchor: torch.Tensor | None) -> torch.Tensor | None:
+    if grad is None:
+        return None
+    return grad if anchor is None else grad - anchor
+
+
+def _norm(grads: list[torch.Tensor | None]) -> float:
+    """L2 norm over parameters, before clipping: with ``grad_norm_anchor`` and ``grad_norm_policy`` (first iteration
+    of a step) it shows how much of an update is the SFT anchor and how much the GRPO term."""
+    norms = [torch.linalg.vector_norm(g) for g in grads if g is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 def _padded(rows, device, dtype=torch.float32) -> torch.Tensor:
