@@ -458,16 +458,28 @@ def bench_command(
 
 @app.command("compare")
 def compare_command(runs: Annotated[list[Path], typer.Argument(help="run directories")]) -> None:
-    """Side-by-side tables of several runs."""
-    from netgpt.eval.harness import load_aggregate
-    from netgpt.eval.report import family_table, summary_table
+    """Side-by-side tables of several runs, and each run against the first on the tasks both ran (paired
+    difference of per-task scores with a bootstrap 95 % CI)."""
+    from netgpt.eval.harness import load_aggregate, load_episode_scores
+    from netgpt.eval.report import family_table, paired_difference, paired_table, summary_table
 
     aggs = []
     for run in runs:
         if not (run / "results.json").is_file():
             raise typer.BadParameter(f"{run} has no results.json")
         aggs.append(load_aggregate(run))
-    Console().print(summary_table(aggs) + "\n\n" + family_table(aggs), markup=False)
+    text = summary_table(aggs) + "\n\n" + family_table(aggs)
+    if len(runs) > 1:
+        names = [str(run) for run in runs]  # policies can share a name (two checkpoints): the folder tells them apart
+        try:
+            diffs = [paired_difference(names[0], load_episode_scores(runs[0], term), name,
+                                       load_episode_scores(run, term), metric)
+                     for name, run in zip(names[1:], runs[1:])
+                     for metric, term in (("score", "total"), ("accuracy", "quality"))]
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+        text += "\n\n" + paired_table(diffs)
+    Console().print(text, markup=False)
 
 
 @app.command("errors")

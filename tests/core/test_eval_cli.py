@@ -32,6 +32,10 @@ def test_eval_writes_a_run_and_compare_reads_it(tmp_path):
     assert oracle["score"] > always["score"] and oracle["accuracy"] == 1.0
     compared = runner.invoke(app, ["compare", *runs], env={"COLUMNS": "200"})
     assert compared.exit_code == 0 and "oracle" in compared.output and "always" in compared.output
+    # always against oracle on the same 24 tasks: the paired rows, with a lower accuracy than the oracle's 1.0
+    paired = [line for line in compared.output.splitlines() if line.startswith(f"| {runs[1]} | {runs[0]} |")]
+    assert [line.split(" | ")[2:4] for line in paired] == [["score", "24"], ["accuracy", "24"]]
+    assert float(paired[1].split(" | ")[4]) == round(always["accuracy"] - 1.0, 3)
 
 
 def test_eval_rejects_unknown_policies_and_splits(tmp_path):

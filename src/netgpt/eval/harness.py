@@ -129,3 +129,9 @@ def write_run(out: Path, results: Sequence[EpisodeResult], agg: Aggregate, run_i
 def load_aggregate(run_dir: Path) -> Aggregate:
     data = json.loads((run_dir / "results.json").read_text())
     return Aggregate.model_validate(data["aggregate"])
+
+
+def load_episode_scores(run_dir: Path, term: str = "total") -> dict[str, float]:
+    """Each task's reward ``term`` in the run (``total`` is the score, ``quality`` the accuracy), by task id."""
+    data = json.loads((run_dir / "results.json").read_text())
+    return {e["task_id"]: e["reward"][term] for e in data["episodes"]}

@@ -6,6 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy import stats
+
 from netgpt.core.episode import EpisodeResult
 from netgpt.eval.harness import Aggregate
 
@@ -28,6 +32,49 @@ def family_table(aggs: Sequence[Aggregate]) -> str:
     for f in families:
         cells = [f"{a.per_family[f].score:.3f}" if f in a.per_family else "–" for a in aggs]
         rows.append(f"| {f} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+class PairedDifference(BaseModel):
+    """A per-task metric of run ``b`` minus that of run ``a``, over the tasks both ran."""
+
+    a: str
+    b: str
+    metric: str
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    better: int = Field(description="tasks where b scored higher")
+    worse: int = Field(description="tasks where b scored lower")
+
+
+def paired_difference(a: str, scores_a: dict[str, float], b: str, scores_b: dict[str, float], metric: str = "score",
+                      confidence: float = 0.95, seed: int = 0) -> PairedDifference:
+    """Mean per-task difference with a bootstrap confidence interval over tasks (percentile method).
+
+    Why paired: two policies run on the same tasks share each task's difficulty, so the per-task differences vary
+    far less than either run's scores, and a difference too small for two unpaired means can still be resolved."""
+    shared = sorted(scores_a.keys() & scores_b.keys())
+    if not shared:
+        raise ValueError(f"{a} and {b} share no task: a paired comparison needs runs over the same tasks")
+    diffs = np.array([scores_b[t] - scores_a[t] for t in shared])
+    mean = float(diffs.mean())
+    if np.ptp(diffs) == 0:  # every difference equal: nothing to resample
+        low = high = mean
+    else:
+        ci = stats.bootstrap((diffs,), np.mean, confidence_level=confidence, n_resamples=10_000,
+                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    return PairedDifference(a=a, b=b, metric=metric, n=len(shared), mean=mean, ci_low=low, ci_high=high,
+                            better=int((diffs > 0).sum()), worse=int((diffs < 0).sum()))
+
+
+def paired_table(diffs: Sequence[PairedDifference]) -> str:
+    rows = ["| run | against | metric | shared tasks | Δ | 95 % CI | better on | worse on |", "|" + "---|" * 8]
+    for d in diffs:
+        rows.append(f"| {d.b} | {d.a} | {d.metric} | {d.n} | {d.mean:+.3f} | {d.ci_low:+.3f} … {d.ci_high:+.3f} | "
+                    f"{d.better} | {d.worse} |")
     return "\n".join(rows)
 
 
