@@ -139,9 +139,10 @@ class Family:
         """A one-line step a teacher may write before its next action (``call``, or the answer when None).
 
         Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
-        silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which cell's report to read;
-        which of the question's numbers is the layer count): written out, each decision sits next to the values it
-        depends on. Empty for the other families."""
+        silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which of the question's numbers
+        is the layer count): written out, each decision sits next to the values it depends on. Empty for the other
+        families. observation_lookup had a line naming the report to read, and it cost 0.70 → 0.41 on dev
+        (results/ablations/sft-stated-paired): the core named the right report, then copied another one's value."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -189,12 +190,6 @@ class ObservationLookup(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['values'][params['metric']]} {METRIC_UNITS[params['metric']]}"
-
-    def thought(self, params, results, call):
-        if call is not None or results:
-            return ""
-        # names the report before copying from it: SFT(oracle) answered 5 of 20 test tasks with another cell's value
-        return f"{params['cell_id']}'s latest kpi report gives {params['metric']}."
 
     def plan(self, world, params, obs):
         if fresh(obs, "kpi", params["cell_id"]):
