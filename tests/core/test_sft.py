@@ -8,6 +8,7 @@ import torch
 
 from netgpt.core.model import tiny_model
 from netgpt.sft import SFTConfig, build_dataset, collate, masked_nll, train_sft
+from netgpt.tasks.families import compare_digits
 
 
 def test_teacher_traces_have_the_rollout_layout(tokenizer, registry):
@@ -169,9 +170,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
 
 
 def test_stated_steps_spell_out_what_the_action_hides(registry):
-    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison before
-    the tag, and nothing before an observation_lookup answer (that line cost dev accuracy); the statement agrees with
-    the action it precedes, the parser still reads the action, and the episode stays right."""
+    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison (digit
+    by digit) before the tag, and nothing before an observation_lookup answer (that line cost dev accuracy); the
+    statement agrees with the action it precedes, the parser still reads the action, and the episode stays right."""
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
@@ -181,19 +182,21 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
     tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs", "observation_lookup"]), 24))
     results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
                            session_prefix="steps")
-    lookups_from_observation = 0
+    lookups_from_observation, sla_verdicts = 0, set()
     for task, result in zip(tasks, results):
         assert result.reward.quality >= 0.99, task.family
         for event in result.events:
             thought, _, action = event.text.rpartition("\n")
             assert action.startswith(("<call", "<answer>"))
             if task.family == "sla_check" and event.kind == "answer":
-                stated = re.fullmatch(r"([\d.]+) Mbps achievable, ([\d.]+) Mbps needed: (enough|not enough)\.",
+                stated = re.fullmatch(r"([\d.]+) Mbps achievable, ([\d.]+) Mbps needed; (.+): (enough|not enough)\.",
                                       thought)
                 # the rate as the reply rendered it (3 decimals)
                 assert stated and float(stated[1]) == pytest.approx(_event_rate(result), abs=5e-4)
                 assert float(stated[2]) == task.params["target_mbps"]
-                assert stated[3] == ("not enough" if result.answer == "no" else "enough")
+                assert stated[3] == compare_digits(stated[1], stated[2])
+                assert stated[4] == ("not enough" if result.answer == "no" else "enough")
+                sla_verdicts.add(stated[4])
             elif event.skill == "peak_rate":
                 p = task.params
                 mu = {15: 0, 30: 1, 60: 2, 120: 3}[p["scs_khz"]]  # TS 38.211 §4.2: Δf = 2^μ · 15 kHz
@@ -216,7 +219,7 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
             else:
                 assert thought == ""  # only mappings, comparisons and selections are spelled out
     assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs", "observation_lookup"}
-    assert lookups_from_observation > 0
+    assert lookups_from_observation > 0 and sla_verdicts == {"enough", "not enough"}
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default

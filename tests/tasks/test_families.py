@@ -5,6 +5,7 @@ import string
 import pytest
 
 from netgpt.tasks import FAMILIES, family, make_task, verify_task
+from netgpt.tasks.families import compare_digits
 from netgpt.tasks.generate import task_seed, training_stream
 from netgpt.tasks.schema import Task
 
@@ -80,3 +81,32 @@ def test_training_stream_is_deterministic_and_disjoint_from_committed_splits():
     train_seeds = {task_seed("train", 0, i, a) for i in range(3000) for a in range(2)}
     test_seeds = {task_seed("test", 7, i, a) for i in range(600) for a in range(2)}
     assert not train_seeds & test_seeds
+
+
+@pytest.mark.parametrize(("a", "b", "stated"), [
+    ("57.783", "69.3", "first different digit 5 < 6"),       # same length: the tens decide
+    ("250.39", "125.2", "first different digit 2 > 1"),
+    ("109.146", "131.0", "first different digit 0 < 3"),     # equal hundreds: the tens decide
+    ("29.318", "2.0", "2 digits > 1 before the point"),
+    ("584.108", "1000.5", "3 digits < 4 before the point"),
+    ("1.11", "1.2", "first different digit 1 < 2"),          # equal units: the tenths decide
+    ("0.5", "1.2", "first different digit 0 < 1"),
+    ("25.8", "25.80", "equal"),
+])
+def test_compare_digits_by_hand(a, b, stated):
+    assert compare_digits(a, b) == stated
+
+
+def test_compare_digits_agrees_with_the_numbers():
+    """The stated order is the numeric one for every pair of rendered rates and targets (3 and 1 decimals)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        rate = round(float(rng.uniform(0, 10 ** rng.integers(0, 4))), 3)
+        target = round(rate * float(rng.choice([0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0])), 1)
+        stated = compare_digits(str(rate), str(target))
+        if stated == "equal":
+            assert rate == target
+        else:
+            assert (">" in stated) == (rate > target), (rate, target, stated)

@@ -679,6 +679,21 @@ class SpecFact(Family):
         return [PlannedCall(agent="phy", skill="mcs", args=args)]
 
 
+def compare_digits(a: str, b: str) -> str:
+    """Order two non-negative decimals the way one does by hand: by the number of digits before the point, else by
+    the first aligned digit that differs ("first different digit 5 < 6" for 57.783 against 69.3). Each step is a
+    one-digit decision. A stated "57.783 achievable, 69.3 needed: not enough" left the verdict to one token, and
+    SFT(oracle) wrote "not enough" on every dev task whatever the numbers."""
+    (a_int, _, a_frac), (b_int, _, b_frac) = a.partition("."), b.partition(".")
+    if len(a_int) != len(b_int):
+        return f"{len(a_int)} digits {'>' if len(a_int) > len(b_int) else '<'} {len(b_int)} before the point"
+    width = max(len(a_frac), len(b_frac))
+    for x, y in zip(a_int + a_frac.ljust(width, "0"), b_int + b_frac.ljust(width, "0")):
+        if x != y:
+            return f"first different digit {x} {'>' if x > y else '<'} {y}"
+    return "equal"
+
+
 class SlaCheck(Family):
     name = "sla_check"
     difficulty = "hard"
@@ -725,7 +740,8 @@ class SlaCheck(Family):
         if call is not None or not results:
             return ""
         rate, target = results[-1]["rate_mbps"], params["target_mbps"]
-        return f"{rate} Mbps achievable, {target} Mbps needed: {'enough' if rate >= target else 'not enough'}."
+        return (f"{rate} Mbps achievable, {target} Mbps needed; {compare_digits(str(rate), str(target))}: "
+                f"{'enough' if rate >= target else 'not enough'}.")
 
     def plan(self, world, params, obs):
         sinr = analytics.link_budget(world, params["ue_id"]).sinr_db
