@@ -2,6 +2,7 @@
 
 import string
 
+import numpy as np
 import pytest
 
 from netgpt.tasks import FAMILIES, family, make_task, verify_task
@@ -99,8 +100,6 @@ def test_compare_digits_by_hand(a, b, stated):
 
 def test_compare_digits_agrees_with_the_numbers():
     """The stated order is the numeric one for every pair of rendered rates and targets (3 and 1 decimals)."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     for _ in range(2000):
         rate = round(float(rng.uniform(0, 10 ** rng.integers(0, 4))), 3)

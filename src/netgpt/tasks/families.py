@@ -682,8 +682,8 @@ class SpecFact(Family):
 def compare_digits(a: str, b: str) -> str:
     """Order two non-negative decimals the way one does by hand: by the number of digits before the point, else by
     the first aligned digit that differs ("first different digit 5 < 6" for 57.783 against 69.3). Each step is a
-    one-digit decision. A stated "57.783 achievable, 69.3 needed: not enough" left the verdict to one token, and
-    SFT(oracle) wrote "not enough" on every dev task whatever the numbers."""
+    one-digit decision. The earlier line, "57.783 Mbps achievable, 69.3 Mbps needed: not enough.", left the order to
+    one token, and the SFT(oracle) trained on it wrote "not enough" on every dev task whatever the numbers."""
     (a_int, _, a_frac), (b_int, _, b_frac) = a.partition("."), b.partition(".")
     if len(a_int) != len(b_int):
         return f"{len(a_int)} digits {'>' if len(a_int) > len(b_int) else '<'} {len(b_int)} before the point"
