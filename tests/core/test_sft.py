@@ -171,7 +171,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
 
 def test_stated_steps_spell_out_what_the_action_hides(registry):
     """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison (digit
-    by digit) before the tag, and nothing before an observation_lookup answer (that line cost dev accuracy); the
+    by digit) before the tag, and nothing before an observation_lookup answer (that line was dropped); the
     statement agrees with the action it precedes, the parser still reads the action, and the episode stays right."""
     from itertools import islice
 

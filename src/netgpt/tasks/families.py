@@ -141,8 +141,8 @@ class Family:
         Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
         silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which of the question's numbers
         is the layer count): written out, each decision sits next to the values it depends on. Empty for the other
-        families. observation_lookup had a line naming the report to read, and it cost 0.70 → 0.41 on dev
-        (results/ablations/sft-stated-paired): the core named the right report, then copied another one's value."""
+        families. observation_lookup had a line naming the report to read: with it dev went 0.70 → 0.41, yet on test
+        the run without it scored lower still (results/ablations/sft-stated-v2), so its effect is not resolved."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
