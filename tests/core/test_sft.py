@@ -189,12 +189,12 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
             thought, _, action = event.text.rpartition("\n")
             assert action.startswith(("<call", "<answer>"))
             if task.family == "sla_check" and event.kind == "answer":
-                stated = re.fullmatch(r"([\d.]+) Mbps achievable, ([\d.]+) Mbps needed; (.+): (enough|not enough)\.",
-                                      thought)
+                stated = re.fullmatch(r"(\d{4}\.\d{3}) Mbps achievable, (\d{4}\.\d{3}) Mbps needed; (.+): "
+                                      r"(enough|not enough)\.", thought)
                 # the rate as the reply rendered it (3 decimals)
                 assert stated and float(stated[1]) == pytest.approx(_event_rate(result), abs=5e-4)
                 assert float(stated[2]) == task.params["target_mbps"]
-                assert stated[3] == compare_digits(stated[1], stated[2])
+                assert stated[3] == compare_digits(float(stated[1]), float(stated[2]))[2]
                 assert stated[4] == ("not enough" if result.answer == "no" else "enough")
                 sla_verdicts.add(stated[4])
             elif event.skill == "peak_rate":
