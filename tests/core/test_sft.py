@@ -170,19 +170,21 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
 
 
 def test_stated_steps_spell_out_what_the_action_hides(registry):
-    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation and the SLA comparison (digit
-    by digit) before the tag, and nothing before an observation_lookup answer (that line was dropped); the
-    statement agrees with the action it precedes, the parser still reads the action, and the episode stays right."""
+    """With ``state_steps`` the teacher writes the peak_rate mapping, the tbs allocation, the pathloss LOS/NLOS word and
+    the SLA comparison (digit by digit) before the tag, and nothing before an observation_lookup answer (that line was
+    dropped); the statement agrees with the action it precedes, the parser still reads the action, and the episode
+    stays right."""
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
     from netgpt.core.policies import OraclePolicy
     from netgpt.tasks.generate import training_stream
 
-    tasks = list(islice(training_stream(5, families=["peak_rate", "sla_check", "tbs", "observation_lookup"]), 24))
+    families = ["peak_rate", "sla_check", "tbs", "observation_lookup", "pathloss"]
+    tasks = list(islice(training_stream(5, families=families), 30))
     results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
                            session_prefix="steps")
-    lookups_from_observation, sla_verdicts = 0, set()
+    lookups_from_observation, sla_verdicts, pathloss_words = 0, set(), set()
     for task, result in zip(tasks, results):
         assert result.reward.quality >= 0.99, task.family
         for event in result.events:
@@ -216,10 +218,16 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 assert (a["layers"], a["n_prb"], a["n_symb"]) == (p["layers"], p["n_prb"], p["n_symb"])
                 assert thought == (f"{p['layers']} layer(s), {p['n_prb']} PRBs, {p['n_symb']} symbols, "
                                    f"{p['n_dmrs_per_prb']} DMRS and {p['n_oh_per_prb']} overhead REs per PRB.")
+            elif event.skill == "pathloss":
+                word = re.search(r"\b(N?LOS)\b", task.question)[1]  # the question's own word, not the parameter
+                assert thought == f"{word} asked: los is {'true' if word == 'LOS' else 'false'}."
+                assert event.args["los"] is (word == "LOS")
+                pathloss_words.add(word)
             else:
                 assert thought == ""  # only mappings, comparisons and selections are spelled out
-    assert {t.family for t in tasks} == {"peak_rate", "sla_check", "tbs", "observation_lookup"}
+    assert {t.family for t in tasks} == set(families)
     assert lookups_from_observation > 0 and sla_verdicts == {"enough", "not enough"}
+    assert pathloss_words == {"LOS", "NLOS"}
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default

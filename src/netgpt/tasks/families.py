@@ -140,9 +140,10 @@ class Family:
 
         Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
         silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which of the question's numbers
-        is the layer count): written out, each decision sits next to the values it depends on. Empty for the other
-        families. observation_lookup had a line naming the report to read: with it dev went 0.70 → 0.41, yet on test
-        the run without it scored lower still (results/ablations/sft-stated-v2), so its effect is not resolved."""
+        is the layer count; "NLOS" → ``"los": false``): written out, each decision sits next to the values it depends
+        on. Empty for the other families. observation_lookup had a line naming the report to read: with it dev went
+        0.70 → 0.41, yet on test the run without it scored lower still (results/ablations/sft-stated-v2), so its
+        effect is not resolved."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -235,6 +236,14 @@ class Pathloss(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['pathloss_db']:.2f} dB"
+
+    def thought(self, params, results, call):
+        if call is None or call.skill != "pathloss":
+            return ""
+        # copies the question's word, then maps it: the `los` token is decided next to "LOS"/"NLOS" instead of inside
+        # the JSON, where RL from the v3 stated SFT flipped it to false on 10 of 11 LOS calls
+        word = "LOS" if call.args["los"] else "NLOS"
+        return f"{word} asked: los is {str(call.args['los']).lower()}."
 
     def plan(self, world, params, obs):
         return [PlannedCall(agent="channel", skill="pathloss", args=self._args(params))]
