@@ -225,8 +225,12 @@ class Pathloss(Family):
         return {"variant": "pl", "scenario": scenario, "d2d_m": round(float(rng.uniform(lo, hi)), 1),
                 "fc_ghz": world.carrier.fc_ghz, "los": bool(rng.random() < 0.5), "h_bs_m": h_bs, "h_ut_m": h_ut}
 
+    @staticmethod
+    def _los_word(los: bool) -> str:
+        return "LOS" if los else "NLOS"
+
     def fields(self, world, params):
-        return {"scenario_name": SCENARIO_NAMES[params["scenario"]], "los_word": "LOS" if params["los"] else "NLOS"}
+        return {"scenario_name": SCENARIO_NAMES[params["scenario"]], "los_word": self._los_word(params["los"])}
 
     def _args(self, params):
         return {k: params[k] for k in ("scenario", "d2d_m", "fc_ghz", "los", "h_bs_m", "h_ut_m")}
@@ -242,8 +246,7 @@ class Pathloss(Family):
             return ""
         # copies the question's word, then maps it: the `los` token is decided next to "LOS"/"NLOS" instead of inside
         # the JSON, where RL from the v3 stated SFT flipped it to false on 10 of 11 LOS calls
-        word = "LOS" if call.args["los"] else "NLOS"
-        return f"{word} asked: los is {str(call.args['los']).lower()}."
+        return f"{self._los_word(call.args['los'])} asked: los is {str(call.args['los']).lower()}."
 
     def plan(self, world, params, obs):
         return [PlannedCall(agent="channel", skill="pathloss", args=self._args(params))]
