@@ -48,12 +48,22 @@ def test_an_unknown_setting_in_an_ablation_is_still_refused(tmp_path):
         RLConfig.load(tmp_path / "typo.yaml")
 
 
-def test_the_stated_steps_rl_ablation_differs_from_the_recipe_in_its_listed_settings_only():
-    recipe = RLConfig.load(CONFIGS / "rl-cpu.yaml").model_dump()
+def test_the_stated_steps_rl_ablation_differs_from_the_recipe_it_ablated_in_its_listed_settings_only():
+    recipe = RLConfig.load(CONFIGS / "ablations" / "rl-unstated.yaml").model_dump()
     ablation = RLConfig.load(CONFIGS / "ablations" / "rl-stated-steps.yaml").model_dump()
     changed = {k for k in recipe if recipe[k] != ablation[k]}
     assert changed == {"model", "out", "max_new_tokens", "sft_state_steps"}
     assert ablation["max_new_tokens"] == 128 and ablation["sft_state_steps"] is True
+
+
+def test_the_recipe_is_the_v4_ablation_it_was_chosen_from():
+    """configs/rl-cpu.yaml is the stated recipe measured as rl-stated-v4-anchor-0.1: make bench reuses that run."""
+    recipe = RLConfig.load(CONFIGS / "rl-cpu.yaml").model_dump()
+    ablation = RLConfig.load(CONFIGS / "ablations" / "rl-stated-v4-anchor-0.1.yaml").model_dump()
+    assert {k for k in recipe if recipe[k] != ablation[k]} == {"model", "out"}
+    sft = SFTConfig.load(CONFIGS / "sft-cpu.yaml").model_dump()
+    stated = SFTConfig.load(CONFIGS / "ablations" / "sft-stated-steps.yaml").model_dump()
+    assert {k for k in sft if sft[k] != stated[k]} == {"out"} and sft["state_steps"]
 
 
 RUN_CONFIGS = sorted([*CONFIGS.rglob("sft-*.yaml"), *CONFIGS.rglob("rl-*.yaml")])

@@ -106,8 +106,8 @@ def test_step_after_the_end_is_an_error(registry):
         env.step("<answer>2</answer>")
 
 
-@pytest.mark.parametrize(("config", "stated"), [("configs/rl-cpu.yaml", False), ("configs/bench-cpu.yaml", False),
-                                               ("configs/ablations/rl-stated-steps.yaml", True)])
+@pytest.mark.parametrize(("config", "stated"), [("configs/rl-cpu.yaml", True), ("configs/bench-cpu.yaml", True),
+                                               ("configs/ablations/rl-unstated.yaml", False)])
 def test_configured_token_limit_fits_every_scripted_turn(registry, tokenizer, config, stated):
     """A turn limit below the teacher's longest call cuts every such call off (tbs and pathloss arguments run to
     ~87 tokens, ~113 with a stated step): the trained core could never complete them, in rollouts or in evaluation."""
