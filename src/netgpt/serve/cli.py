@@ -24,7 +24,7 @@ def serve_command(
                                                                 "netgpt-<policy>)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
-    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = 96,
+    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = 128,
     max_turns: Annotated[int, typer.Option(min=1, help="default turns per episode")] = 4,
     seed: Annotated[int, typer.Option(help="seed of the fault model and of the random policy")] = 0,
     max_body_bytes: Annotated[int | None, typer.Option(min=1024, help="request body limit (default 1 MiB)")] = None,
