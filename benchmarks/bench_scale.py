@@ -172,7 +172,7 @@ milliseconds, small against B·t). So: linear in N up to R, flat after it, and a
 not divide evenly over the workers. On this 2-core machine R ≤ 2, and less while another job holds the cores.
 
 Generation becomes the bound as soon as t_gen ≫ t_agents: the scripted oracle spends its time in the agents
-(forecast fits, routing, RAN allocation), an LLM core in decoding, about 96 tokens per turn for up to 4 turns.
+(forecast fits, routing, RAN allocation), an LLM core in decoding, up to 128 tokens per turn for up to 4 turns.
 A worker decodes its batch at a rate set by its device (on a CPU: memory bandwidth and cores; one worker already
 uses all of them, so a second one on the same CPU only splits them), hence on CPUs more workers do not help an
 LLM core, and on GPUs throughput grows with the number of GPUs (one worker each), until the learner is the

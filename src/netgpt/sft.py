@@ -54,8 +54,8 @@ class SFTConfig(BaseModel):
     state_steps: bool = Field(
         False, description="the teacher writes a one-line step before actions that hide a mapping, a comparison or a "
                            "selection (Family.thought: numerology, modulation order and overhead before a peak_rate "
-                           "call; the allocation before a tbs call; rate against target, digit by digit, before an "
-                           "SLA answer)")
+                           "call; the allocation before a tbs call; the LOS/NLOS word before a pathloss call; rate "
+                           "against target, digit by digit, before an SLA answer). configs/sft-cpu.yaml turns it on")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)

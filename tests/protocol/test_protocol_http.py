@@ -206,3 +206,18 @@ def test_config_entries_pick_agents_of_a_server(server: tuple[str, AgentRegistry
     monkeypatch.delenv("PROBE_TOKEN")
     with pytest.raises(ValueError, match="PROBE_TOKEN"):
         AgentRegistry.from_config(config)
+
+
+@pytest.mark.anyio
+async def test_async_config_loading_connects_in_the_running_loop(server: tuple[str, AgentRegistry], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "agents.yaml"
+    monkeypatch.setenv("PROBE_TOKEN", TOKEN)
+    config.write_text(f"agents:\n  - {{kind: http, url: '{server[0]}', token_env: PROBE_TOKEN, only: [probe]}}\n")
+    async with await AgentRegistry.afrom_config(config, faults=FaultConfig(simulate=False)) as reg:
+        assert [c.name for c in reg.cards()] == ["probe"]
+        reply = await reg.acall(request("echo", {"text": "a"}, session="async"))
+        assert reply.ok and reply.latency_ms > 0
+    config.write_text(f"agents:\n  - {{kind: http, url: '{server[0]}', token_env: PROBE_TOKEN, only: [nope]}}\n")
+    with pytest.raises(ValueError, match="does not host nope"):
+        await AgentRegistry.afrom_config(config)

@@ -199,7 +199,7 @@ class LLMPolicy(Policy):
     batch, its process or its Ray worker (RL rollouts on several workers equal the local ones). Without one, torch's
     global generator is used (``torch.manual_seed`` makes it reproducible)."""
 
-    def __init__(self, model, tokenizer, name: str = "prompt", max_new_tokens: int = 96, temperature: float = 0.0,
+    def __init__(self, model, tokenizer, name: str = "prompt", max_new_tokens: int = 128, temperature: float = 0.0,
                  batch_size: int = 16, tools: bool = True, seed: int | None = None):
         self.model = model
         self.tokenizer = tokenizer

@@ -32,7 +32,7 @@ class PolicySpec(BaseModel):
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int | None = Field(None, ge=1, description="episodes per batch; None: the policy's own (16 for an LLM)")
-    max_new_tokens: int = Field(96, ge=1)
+    max_new_tokens: int = Field(128, ge=1)
     seed: int = Field(0, description="seed of the random policy, and of an LLM's per-episode sampling")
     temperature: float = Field(0.0, ge=0, description="LLM sampling temperature (0: greedy)")
     train: Literal["full", "top_layers", "lora"] | None = Field(

@@ -47,7 +47,7 @@ class RLStage(BaseModel):
 class EvalStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int = 16
-    max_new_tokens: int = 96  # the longest scripted call (tbs, pathloss) is about 87 tokens
+    max_new_tokens: int = 128  # the longest stated oracle turn (tbs) is 113 tokens
 
 
 class BenchConfig(BaseModel):

@@ -53,7 +53,7 @@ class RLConfig(BaseModel):
     tasks_per_step: int = Field(4, ge=1)
     num_generations: int = Field(4, ge=2, description="group size G: rollouts per task")
     temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(96, ge=4, description="per core turn (the longest scripted call is ~87 tokens)")
+    max_new_tokens: int = Field(128, ge=4, description="per core turn (the longest stated oracle turn is 113)")
     max_turns: int = Field(4, ge=1)
     branching: BranchingConfig = Field(default_factory=BranchingConfig)
     rollout: RolloutBackendConfig = Field(default_factory=RolloutBackendConfig)
