@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.protocol.cli import agents_app
 from netgpt.serve.cli import serve_command
 
@@ -272,7 +273,7 @@ def eval_command(
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = 128,
+    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = MAX_NEW_TOKENS,
     max_turns: Annotated[int, typer.Option(min=1)] = 4,
     backend: Annotated[Backend, typer.Option(help="local: this process; processes: rollout workers as local "
                                                   "processes; ray: rollout workers as Ray actors")] = Backend.LOCAL,

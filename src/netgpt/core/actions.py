@@ -23,6 +23,10 @@ from pydantic import BaseModel
 
 from netgpt.protocol.messages import AgentCard
 
+# Tokens an LLM core may generate per turn, by default everywhere (eval, serve, bench, RL, rollout workers): the
+# longest stated oracle turn (tbs: the allocation line, then the call) is 113 tokens.
+MAX_NEW_TOKENS = 128
+
 MAX_ARGS_CHARS = 4000
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.core.episode import Policy, Trajectory, session_seed
 from netgpt.core.prompt import environment_turn
 from netgpt.tasks.schema import Task
@@ -199,8 +200,8 @@ class LLMPolicy(Policy):
     batch, its process or its Ray worker (RL rollouts on several workers equal the local ones). Without one, torch's
     global generator is used (``torch.manual_seed`` makes it reproducible)."""
 
-    def __init__(self, model, tokenizer, name: str = "prompt", max_new_tokens: int = 128, temperature: float = 0.0,
-                 batch_size: int = 16, tools: bool = True, seed: int | None = None):
+    def __init__(self, model, tokenizer, name: str = "prompt", max_new_tokens: int = MAX_NEW_TOKENS,
+                 temperature: float = 0.0, batch_size: int = 16, tools: bool = True, seed: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Fork, Policy, run_episodes
 from netgpt.protocol.faults import FaultConfig
 from netgpt.protocol.registry import AgentRegistry
@@ -32,7 +33,7 @@ class PolicySpec(BaseModel):
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int | None = Field(None, ge=1, description="episodes per batch; None: the policy's own (16 for an LLM)")
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=1)
     seed: int = Field(0, description="seed of the random policy, and of an LLM's per-episode sampling")
     temperature: float = Field(0.0, ge=0, description="LLM sampling temperature (0: greedy)")
     train: Literal["full", "top_layers", "lora"] | None = Field(

@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.eval.harness import Aggregate, load_aggregate
 from netgpt.rl.config import RLConfig
 from netgpt.yamlconfig import load_yaml
@@ -47,7 +48,7 @@ class RLStage(BaseModel):
 class EvalStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int = 16
-    max_new_tokens: int = 128  # the longest stated oracle turn (tbs) is 113 tokens
+    max_new_tokens: int = MAX_NEW_TOKENS
 
 
 class BenchConfig(BaseModel):

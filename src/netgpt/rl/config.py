@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.reward import Budget, RewardWeights
 from netgpt.yamlconfig import load_yaml
 
@@ -53,7 +54,7 @@ class RLConfig(BaseModel):
     tasks_per_step: int = Field(4, ge=1)
     num_generations: int = Field(4, ge=2, description="group size G: rollouts per task")
     temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(128, ge=4, description="per core turn (the longest stated oracle turn is 113)")
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=4, description="per core turn")
     max_turns: int = Field(4, ge=1)
     branching: BranchingConfig = Field(default_factory=BranchingConfig)
     rollout: RolloutBackendConfig = Field(default_factory=RolloutBackendConfig)

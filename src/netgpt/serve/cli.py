@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from netgpt.core.actions import MAX_NEW_TOKENS
+
 
 def serve_command(
     policy: Annotated[str, typer.Option(help="prompt | never | always | oracle | random | CHECKPOINT_DIR")],
@@ -24,7 +26,7 @@ def serve_command(
                                                                 "netgpt-<policy>)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
-    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = 128,
+    max_new_tokens: Annotated[int, typer.Option(min=8, help="tokens the core may generate per turn")] = MAX_NEW_TOKENS,
     max_turns: Annotated[int, typer.Option(min=1, help="default turns per episode")] = 4,
     seed: Annotated[int, typer.Option(help="seed of the fault model and of the random policy")] = 0,
     max_body_bytes: Annotated[int | None, typer.Option(min=1024, help="request body limit (default 1 MiB)")] = None,
