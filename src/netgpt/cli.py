@@ -279,73 +279,114 @@ def eval_command(
                                                   "processes; ray: rollout workers as Ray actors")] = Backend.LOCAL,
     workers: Annotated[int, typer.Option(min=1, help="rollout workers (--backend processes | ray)")] = 2,
     ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
+    resume: Annotated[bool, typer.Option(help="keep the episodes a run with the same settings already finished in "
+                                              "--out (a killed run, or one on fewer tasks) and run only the rest")
+                      ] = False,
 ) -> None:
     """Run a policy over a split: results.json, results.md, plots and run.json in the run directory."""
     import time
 
     from netgpt.core.episode import EpisodeConfig
-    from netgpt.core.model import policy_token_counter
-    from netgpt.eval.harness import evaluate, write_run
-    from netgpt.protocol import AgentRegistry, FaultConfig
+    from netgpt.eval.harness import EpisodeLog, aggregate, finished_episodes, task_order, write_run
+    from netgpt.protocol import FaultConfig
     from netgpt.protocol.config import builtin_faults
     from netgpt.tasks import load_tasks
 
+    check_policy_name(policy)
     tasks = load_tasks(_split_path(split))[:limit]
     fault_config = FaultConfig.load(faults) if faults else builtin_faults()
     fault_config = fault_config.model_copy(update={"seed": seed})
     config = EpisodeConfig(max_turns=max_turns)
-    name = Path(policy).name if Path(policy).is_dir() else policy
-    scores: list[float] = []
+    name = _checkpoint_name(Path(policy)) if Path(policy).is_dir() else policy
+    out = out or Path("runs") / f"{name}-{Path(split).stem}"
+    generation = {"model": model, "dtype": dtype, "max_new_tokens": max_new_tokens}
+    settings = {"policy": policy, "split": split, "seed": seed, "episode": config.model_dump(),
+                "faults": fault_config.model_dump(), **({} if policy in SCRIPTED else generation)}
+    try:
+        kept, parts = finished_episodes(out, settings) if resume else ({}, [])
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--resume") from None
+    wanted = {t.id for t in tasks}
+    kept = {task_id: r for task_id, r in kept.items() if task_id in wanted}
+    todo = [t for t in tasks if t.id not in kept]
+    log = EpisodeLog(out, settings, " ".join(sys.argv), kept.values())
+    scores: list[float] = [r.reward.total for r in kept.values()]
     start = launched = time.perf_counter()
     with _progress() as progress:
-        bar = progress.add_task(f"{name} on {split}", total=len(tasks))
+        bar = progress.add_task(f"{name} on {split}", total=len(tasks), completed=len(kept))
 
         def tick(result) -> None:
+            log.write(result)
             scores.append(result.reward.total)
             progress.update(bar, advance=1, description=f"{name} on {split}: score {sum(scores) / len(scores):.3f}")
 
-        if backend is not Backend.LOCAL:
-            from netgpt.distributed.worker import PolicySpec, WorkerSpec
-
-            check_policy_name(policy)  # here, not as a worker's start-up failure
-
-            spec = WorkerSpec(policy=PolicySpec(
-                name=str(Path(policy).resolve()) if Path(policy).is_dir() else policy, model=model, device=device,
-                dtype=dtype, batch_size=None if policy in SCRIPTED else batch_size, max_new_tokens=max_new_tokens,
-                seed=seed), agents=str(agents.resolve()) if agents else None, faults=fault_config, episode=config)
-        if backend is Backend.RAY:
-            from netgpt.distributed.ray_backend import evaluate_on_ray
-
-            def workers_up() -> None:
-                nonlocal start
-                start = time.perf_counter()
-
-            results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick, on_ready=workers_up)
-        elif backend is Backend.PROCESSES:
-            from netgpt.distributed.processes import ProcessRolloutPool
-
-            with ProcessRolloutPool(spec, workers) as pool:
-                start = time.perf_counter()
-                results, agg = pool.evaluate(tasks, on_result=tick)
-        else:
-            with AgentRegistry.from_config(agents, faults=fault_config) as registry:
-                runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
-                count_tokens = policy_token_counter(runner, model)
-                start = time.perf_counter()
-                results, agg = evaluate(tasks, runner, registry, config, count_tokens, on_result=tick)
+        if todo:
+            new, agg, start = _evaluate_on_backend(todo, tick, backend, policy, model, device, dtype, batch_size,
+                                                   max_new_tokens, seed, agents, fault_config, config, workers,
+                                                   ray_address)
+        else:  # every task is in the earlier run
+            new, agg = [], aggregate(next(iter(kept.values())).policy, [])
     wall = time.perf_counter() - start
-    out = out or Path("runs") / f"{agg.policy}-{Path(split).stem}"
-    run_info = {"command": " ".join(sys.argv), "policy": policy, "split": split, "n_tasks": len(tasks),
-                "backend": backend.value, "workers": 1 if backend is Backend.LOCAL else workers,
-                "seed": seed, "model": model, "device": device, "dtype": dtype, "batch_size": batch_size,
-                "max_new_tokens": max_new_tokens, "episode": config.model_dump(), "faults": fault_config.model_dump(),
-                "wall_s": wall, "startup_s": start - launched,
-                "generated_tokens_per_s": agg.tokens * agg.n / wall if wall else None}
+    generated = agg.tokens * agg.n  # by this invocation only: the speed below is of this machine and these settings
+    if kept:
+        results = task_order(tasks, [*kept.values(), *new])
+        agg = aggregate(agg.policy, results)
+        parts.append({"command": " ".join(sys.argv), "episodes": len(new), "wall_s": wall})
+    else:
+        results = new
+    run_info = {"command": " ".join(sys.argv), **settings, **generation, "n_tasks": len(tasks),
+                "backend": backend.value, "workers": 1 if backend is Backend.LOCAL else workers, "device": device,
+                "batch_size": batch_size,
+                "wall_s": wall, "startup_s": start - launched, "generated_tokens_per_s": generated / wall if wall
+                else None, **({"kept_episodes": len(kept), "parts": parts} if kept else {})}
     write_run(out, results, agg, run_info)
+    log.close(remove=True)
     from netgpt.eval.report import summary_table
 
     Console().print(summary_table([agg]))
-    console.print(f"{len(tasks)} tasks in {wall:.1f} s → {out}")
+    console.print(f"{len(todo)} tasks in {wall:.1f} s" + (f" ({len(kept)} kept from the earlier run)" if kept else "")
+                  + f" → {out}")
+
+
+def _evaluate_on_backend(tasks, tick, backend: Backend, policy: str, model: str | None, device: str, dtype: str,
+                         batch_size: int, max_new_tokens: int, seed: int, agents: Path | None, fault_config,
+                         config, workers: int, ray_address: str | None):
+    """``netgpt eval``'s episodes on the chosen backend: (results, aggregate, when the first episode started)."""
+    import time
+
+    from netgpt.core.model import policy_token_counter
+    from netgpt.eval.harness import evaluate
+    from netgpt.protocol import AgentRegistry
+
+    start = time.perf_counter()
+    if backend is not Backend.LOCAL:
+        from netgpt.distributed.worker import PolicySpec, WorkerSpec
+
+        spec = WorkerSpec(policy=PolicySpec(
+            name=str(Path(policy).resolve()) if Path(policy).is_dir() else policy, model=model, device=device,
+            dtype=dtype, batch_size=None if policy in SCRIPTED else batch_size, max_new_tokens=max_new_tokens,
+            seed=seed), agents=str(agents.resolve()) if agents else None, faults=fault_config, episode=config)
+    if backend is Backend.RAY:
+        from netgpt.distributed.ray_backend import evaluate_on_ray
+
+        def workers_up() -> None:
+            nonlocal start
+            start = time.perf_counter()
+
+        results, agg = evaluate_on_ray(tasks, spec, workers, ray_address, on_result=tick, on_ready=workers_up)
+    elif backend is Backend.PROCESSES:
+        from netgpt.distributed.processes import ProcessRolloutPool
+
+        with ProcessRolloutPool(spec, workers) as pool:
+            start = time.perf_counter()
+            results, agg = pool.evaluate(tasks, on_result=tick)
+    else:
+        with AgentRegistry.from_config(agents, faults=fault_config) as registry:
+            runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
+            count_tokens = policy_token_counter(runner, model)
+            start = time.perf_counter()
+            results, agg = evaluate(tasks, runner, registry, config, count_tokens, on_result=tick)
+    return results, agg, start
 
 
 @app.command("sft")
@@ -445,7 +486,7 @@ def bench_command(
     if dry_run:
         todo = needed(stages)
         for stage in stages:
-            state = "todo" if stage.name in todo else "done" if stage.output.exists() else "skip"
+            state = "todo" if stage.name in todo else "done" if stage.done() else "skip"
             console.print(f"[{state}] {stage.name}: {' '.join(stage.command[2:])}", markup=False)
         return
     failed = [] if summarise_only else run_stages(stages, cfg.runs / "bench.log", lambda m: console.print(m,

@@ -1,6 +1,7 @@
 """make bench: the stage plan, resumption, and the summary built from real (small) evaluation runs."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,8 +80,6 @@ def test_targets_follow_the_issue_rules(tmp_path):
 
 
 def test_subset_of_a_finished_run_equals_a_limited_run(tmp_path):
-    import subprocess
-
     from netgpt.eval.bench import subset_run
     from netgpt.eval.harness import load_aggregate
 
@@ -102,10 +101,37 @@ def test_a_training_run_whose_readers_are_done_is_not_retrained(tmp_path):
         if stage.name.startswith("eval") and "sft_teacher" not in stage.name:
             stage.output.parent.mkdir(parents=True, exist_ok=True)
             stage.output.write_text("{}")
+            (stage.output.parent / "run.json").write_text(json.dumps({"n_tasks": cfg.limit}))
     todo = needed(stages)
     assert todo == {"sft sft_teacher", "eval sft_teacher on dev"}
     (cfg.results / "rl-s1-dev" / "results.json").unlink()  # one RL eval missing: its seed and the SFT it starts from
     assert needed(stages) == todo | {"eval rl-s1 on dev", "rl seed 1", "sft sft_oracle"}
+    # an evaluation on fewer tasks than the config asks for is not done either: it is continued with --resume
+    (cfg.results / "rl-s0-dev" / "run.json").write_text(json.dumps({"n_tasks": cfg.limit - 1}))
+    assert needed(stages) == todo | {"eval rl-s1 on dev", "rl seed 1", "sft sft_oracle", "eval rl-s0 on dev",
+                                     "rl seed 0"}
+
+
+def test_evaluations_on_fewer_tasks_are_extended_and_the_summary_compares_the_same_tasks(tmp_path):
+    def heuristic_stages(cfg):
+        stages = [s for s in plan(cfg) if s.name.startswith("eval") and s.name.split()[1] in cfg.heuristics]
+        return [s.model_copy(update={"command": [sys.executable, *s.command[1:]]}) for s in stages]
+
+    messages = []
+    assert run_stages(heuristic_stages(_config(tmp_path, limit=12)), tmp_path / "bench.log", messages.append) == []
+    larger = _config(tmp_path, limit=24)
+    stages = heuristic_stages(larger)
+    assert all("--resume" in s.command and s.n_tasks == 24 and not s.done() for s in stages)
+    oracle = next(s for s in stages if s.name == "eval oracle on dev")
+    assert run_stages([oracle], tmp_path / "bench.log", messages.append) == [] and oracle.done()
+    info = json.loads((larger.results / "oracle-dev" / "run.json").read_text())
+    assert info["n_tasks"] == 24 and info["kept_episodes"] == 12
+    # oracle is on 24 tasks, always and random on 12: every policy is summarised on the first 12
+    summary = summarise(larger, out=tmp_path / "out")
+    assert summary["n_tasks"]["dev"] == {"summarised": 12, "evaluated": {"oracle": 24, "always": 12, "random": 12}}
+    assert {agg["n"] for agg in summary["splits"]["dev"].values()} == {12}
+    assert "The first 12 of the split's 200 tasks, the most that every policy was evaluated on." in (
+        tmp_path / "out" / "benchmark.md").read_text()
 
 
 def test_a_finished_training_run_keeps_its_files_under_results(tmp_path):
@@ -125,3 +151,22 @@ def test_a_finished_training_run_keeps_its_files_under_results(tmp_path):
     run_stages([stage], tmp_path / "bench.log", messages.append)
     assert (kept / "metrics.jsonl").is_file()
     assert summarise(cfg, out=tmp_path / "out")["training"]["sft_teacher"]["wall_s"] == 2.5
+
+
+def test_the_prompt_baseline_can_be_limited_to_fewer_tasks_without_shrinking_the_others(tmp_path):
+    cfg = _config(tmp_path, prompt_baseline=True, prompt_limit=12)
+    stages = {s.name: s for s in plan(cfg)}
+    prompt, oracle = stages["eval prompt on dev"], stages["eval oracle on dev"]
+    assert prompt.n_tasks == 12 and prompt.command[prompt.command.index("--limit") + 1] == "12"
+    assert oracle.n_tasks == 24 and oracle.command[oracle.command.index("--limit") + 1] == "24"
+    runs = [s.model_copy(update={"command": [sys.executable, *s.command[1:]]})
+            for s in stages.values() if s.name.split()[1] in cfg.heuristics]
+    assert run_stages(runs, tmp_path / "bench.log", lambda m: None) == []
+    # a 12-task run in the prompt baseline's place: the summary only reads its episodes (the LLM is too slow here)
+    subprocess.run([sys.executable, "-m", "netgpt.cli", "eval", "--policy", "always", "--split", "dev", "--limit",
+                    "12", "--out", str(cfg.results / "prompt-dev")], check=True, capture_output=True)
+    summary = summarise(cfg, out=tmp_path / "out")
+    assert summary["n_tasks"]["dev"]["summarised"] == 24
+    assert summary["splits"]["dev"]["prompt"]["n"] == 12 and summary["splits"]["dev"]["oracle"]["n"] == 24
+    assert "The first 24 of the split's 200 tasks; prompt on its first 12 (prompt_limit" in (
+        tmp_path / "out" / "benchmark.md").read_text()

@@ -1,7 +1,8 @@
 """The headline benchmark: every policy of the paper's comparison on the same fixed splits, from scratch.
 
 Stages (each one a ``netgpt`` command a user can run alone; a stage whose output already exists is skipped, so a
-killed bench resumes where it stopped, and so is a training run whose every reader is done)::
+killed bench resumes where it stopped, and so is a training run whose every reader is done; an evaluation on fewer
+tasks than the config asks for is continued with ``--resume``, keeping the episodes it has)::
 
     netgpt eval  --policy oracle|always|random|never|prompt         (baselines)
     netgpt sft   --teacher always  → sft_teacher;  --teacher oracle → sft_oracle
@@ -59,6 +60,8 @@ class BenchConfig(BaseModel):
     limit: int | None = None
     heuristics: list[str] = Field(default_factory=lambda: ["oracle", "always", "random", "never"])
     prompt_baseline: bool = True
+    prompt_limit: int | None = Field(None, description="the untrained LLM on the first N tasks only: it rarely stops "
+                                                       "before its token limit, so it is the slowest evaluation")
     sft: SFTStage = Field(default_factory=SFTStage)
     rl: RLStage = Field(default_factory=RLStage)
     eval: EvalStage = Field(default_factory=EvalStage)
@@ -72,10 +75,36 @@ class Stage(BaseModel):
     name: str
     command: list[str]
     output: Path = Field(description="the stage is done when this file exists")
+    n_tasks: int | None = Field(None, description="an evaluation: done when its run holds this many tasks")
     inputs: list[Path] = Field(default_factory=list, description="outputs of the earlier stages this one reads")
     keep: tuple[Path, Path] | None = Field(
         None, description="(training run, folder under results): the run's small files are copied there to be "
                           "committed, since its checkpoints stay on the machine that trained it")
+
+    def done(self) -> bool:
+        if not self.output.exists():
+            return False
+        return self.n_tasks is None or _run_size(self.output.parent) == self.n_tasks
+
+
+def _run_size(run: Path) -> int | None:
+    info = run / "run.json"
+    return json.loads(info.read_text()).get("n_tasks") if info.is_file() else None
+
+
+def task_limit(config: BenchConfig, name: str) -> int | None:
+    """How many tasks of each split the policy ``name`` is evaluated on (None: all)."""
+    limits = [n for n in (config.limit, config.prompt_limit if name == "prompt" else None) if n]
+    return min(limits) if limits else None
+
+
+def split_size(split: str, limit: int | None) -> int:
+    """How many tasks an evaluation on ``split`` covers: the first ``limit``, or all."""
+    from netgpt.eval.harness import split_file
+
+    with open(split_file(split)) as lines:
+        size = sum(1 for line in lines if line.strip())
+    return min(size, limit) if limit else size
 
 
 TRAINING_FILES = ("config.json", "run.json", "metrics.jsonl", "training_curves.png", "rollouts.jsonl")
@@ -99,19 +128,20 @@ def plan(config: BenchConfig) -> list[Stage]:
     first: list[Stage] = []
     trained_later: list[Stage] = []
     later: list[Stage] = []
-    limit = ["--limit", str(config.limit)] if config.limit else []
 
     def evaluate(name: str, policy: str | Path, extra: tuple[str, ...] = (), first_split: list[Stage] = first,
                  other_splits: list[Stage] = later) -> None:
         """Queue the eval on the first split into ``first_split`` and those on the other splits into
         ``other_splits``. ``policy``: a built-in policy's name, or the Path of a trained model (which it reads)."""
         inputs = [policy / "model.safetensors"] if isinstance(policy, Path) else []
+        n = task_limit(config, name)
+        limit = ["--limit", str(n)] if n else []
         for i, split in enumerate(config.splits):
             out = config.results / f"{name}-{split}"
             (other_splits if i else first_split).append(Stage(
-                name=f"eval {name} on {split}", output=out / "results.json", command=_netgpt(
-                    "eval", "--policy", str(policy), "--split", split, "--out", str(out), *limit, *extra),
-                inputs=inputs))
+                name=f"eval {name} on {split}", output=out / "results.json", n_tasks=split_size(split, n),
+                command=_netgpt("eval", "--policy", str(policy), "--split", split, "--out", str(out), *limit,
+                                "--resume", *extra), inputs=inputs))
 
     llm = ("--batch-size", str(config.eval.batch_size), "--max-new-tokens", str(config.eval.max_new_tokens))
     for name in config.heuristics:
@@ -157,7 +187,7 @@ def needed(stages: list[Stage]) -> set[str]:
         if stage.output not in memo:
             memo[stage.output] = False  # the plan is acyclic; this only stops a malformed one from recursing forever
             users = readers.get(stage.output, [])
-            memo[stage.output] = not stage.output.exists() and (not users or any(must_run(u) for u in users))
+            memo[stage.output] = not stage.done() and (not users or any(must_run(u) for u in users))
         return memo[stage.output]
 
     return {stage.name for stage in stages if must_run(stage)}
@@ -177,10 +207,10 @@ def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> l
     todo = needed(stages)
     log.parent.mkdir(parents=True, exist_ok=True)
     for stage in stages:
-        if stage.output.exists() or stage.name not in todo:  # exists: also a stage planned twice, once it has run
-            if stage.keep and stage.output.exists():  # a run finished before its files were kept
+        if stage.done() or stage.name not in todo:  # done: also a stage planned twice, once it has run
+            if stage.keep and stage.done():  # a run finished before its files were kept
                 keep_training_files(*stage.keep)
-            echo(f"[done] {stage.name}" if stage.output.exists() else
+            echo(f"[done] {stage.name}" if stage.done() else
                  f"[skip] {stage.name}: every stage that reads it is done")
             continue
         echo(f"[run ] {stage.name}: {' '.join(stage.command[2:])}")
@@ -188,7 +218,7 @@ def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> l
             sink.write(f"\n=== {stage.name}: {' '.join(stage.command)}\n")
             sink.flush()
             code = subprocess.run(stage.command, stdout=sink, stderr=subprocess.STDOUT).returncode
-        if code != 0 or not stage.output.exists():
+        if code != 0 or not stage.done():
             failed.append(stage.name)
             echo(f"[FAIL] {stage.name} (exit {code}; see {log})")
         elif stage.keep:
@@ -196,22 +226,43 @@ def run_stages(stages: list[Stage], log: Path, echo: Callable[[str], None]) -> l
     return failed
 
 
-def _load(path: Path) -> Aggregate | None:
-    return load_aggregate(path) if (path / "results.json").is_file() else None
+def _first_tasks(run: Path, n: int) -> Aggregate:
+    """The aggregate of a run's first ``n`` episodes (runs list their episodes in the split's order)."""
+    agg = load_aggregate(run)
+    if agg.n == n:
+        return agg
+    from netgpt.core.episode import EpisodeResult
+    from netgpt.eval.harness import aggregate
+
+    rows = json.loads((run / "results.json").read_text())["episodes"][:n]
+    return aggregate(agg.policy, [EpisodeResult.model_validate(row) for row in rows])
+
+
+def _evaluated(config: BenchConfig, split: str) -> tuple[dict[str, Path], int | None]:
+    """The finished evaluation runs on ``split`` by bench name, and how many tasks all of them cover: while some
+    runs are on fewer tasks (a bench being extended to more), every policy is summarised on those first tasks.
+    A policy the config limits to fewer tasks (``prompt_limit``) is summarised on its own first tasks."""
+    names = config.heuristics + (["prompt"] if config.prompt_baseline else []) + ["sft_teacher", "sft_oracle"]
+    names += [f"rl-s{s}" for s in config.rl.seeds]
+    runs = {name: config.results / f"{name}-{split}" for name in names}
+    runs = {name: run for name, run in runs.items() if (run / "results.json").is_file()}
+    full = split_size(split, config.limit)
+    sizes = [load_aggregate(run).n for name, run in runs.items() if split_size(split, task_limit(config, name)) == full]
+    return runs, min(sizes, default=None)
 
 
 def summarise(config: BenchConfig, out: Path = RESULTS) -> dict:
     """``benchmark.json`` (policy → aggregate per split; ``rl`` also per seed), ``benchmark.md`` and the plot."""
-    summary: dict = {"splits": {}, "limit": config.limit, "rl_seeds": config.rl.seeds, "rl_init": config.rl.init}
+    summary: dict = {"splits": {}, "limit": config.limit, "n_tasks": {}, "rl_seeds": config.rl.seeds,
+                     "rl_init": config.rl.init}
     for split in config.splits:
-        policies: dict[str, dict] = {}
-        names = config.heuristics + (["prompt"] if config.prompt_baseline else []) + ["sft_teacher", "sft_oracle"]
-        for name in names:
-            agg = _load(config.results / f"{name}-{split}")
-            if agg:
-                policies[name] = agg.model_dump()
-        seeds = {s: _load(config.results / f"rl-s{s}-{split}") for s in config.rl.seeds}
-        done = {s: a for s, a in seeds.items() if a}
+        runs, common = _evaluated(config, split)
+        summary["n_tasks"][split] = {"summarised": common, "evaluated": {name: load_aggregate(run).n
+                                                                         for name, run in runs.items()}}
+        aggs = {name: _first_tasks(run, min(common, split_size(split, task_limit(config, name))))
+                for name, run in runs.items()} if common else {}
+        policies = {name: agg.model_dump() for name, agg in aggs.items() if not name.startswith("rl-s")}
+        done = {s: aggs[f"rl-s{s}"] for s in config.rl.seeds if f"rl-s{s}" in aggs}
         if done:
             scores = [a.score for a in done.values()]
             mean = {k: statistics.fmean(getattr(a, k) for a in done.values())
@@ -225,7 +276,8 @@ def summarise(config: BenchConfig, out: Path = RESULTS) -> dict:
                                                                            if f in a.per_family)} for f in families}}
         summary["splits"][split] = {k: policies[k] for k in ORDER if k in policies}
     summary["targets"] = _targets(summary["splits"].get("test", {}))
-    summary["errors"] = {split: _errors(config, split) for split in summary["splits"]}
+    summary["errors"] = {split: _errors(config, split, summary["n_tasks"][split]["summarised"])
+                         for split in summary["splits"]}
     summary["training"] = _training(config)
     # the issue's contract: the top level maps each policy to its aggregate on the test split
     summary.update(summary["splits"].get("test", {}))
@@ -266,13 +318,14 @@ def _targets(test: dict) -> dict:
     return out
 
 
-def _errors(config: BenchConfig, split: str) -> dict[str, dict[str, float]]:
-    """Share of each :mod:`netgpt.eval.errors` outcome per evaluated run (the RL seeds one by one)."""
+def _errors(config: BenchConfig, split: str, first: int | None) -> dict[str, dict[str, float]]:
+    """Share of each :mod:`netgpt.eval.errors` outcome per evaluated run (the RL seeds one by one), on the first
+    ``first`` tasks."""
     from netgpt.eval.errors import ERROR_KINDS, analyse_runs
 
     names = [n for n in ORDER if n != "rl"] + [f"rl-s{s}" for s in config.rl.seeds]
     runs = {n: config.results / f"{n}-{split}" for n in names}
-    reports = analyse_runs({n: run for n, run in runs.items() if (run / "run.json").is_file()})
+    reports = analyse_runs({n: run for n, run in runs.items() if (run / "run.json").is_file()}, first)
     return {r.name: {kind: r.kinds.get(kind, 0) / r.n for kind in ERROR_KINDS} for r in reports}
 
 
@@ -296,11 +349,21 @@ COLUMNS = (("score", "{:.3f}"), ("accuracy", "{:.3f}"), ("calls_per_task", "{:.2
 def _markdown(summary: dict, config: BenchConfig) -> str:
     lines = ["# NetGPT-Bench: headline benchmark", "",
              f"`make bench` (configs/bench-cpu.yaml); RL = mean over the seeds evaluated (configured: "
-             f"{config.rl.seeds}; per-seed scores in benchmark.json), started from {config.rl.init}."
-             + (f" Evaluated on the first {config.limit} tasks of each split." if config.limit else ""), ""]
+             f"{config.rl.seeds}; per-seed scores in benchmark.json), started from {config.rl.init}.", ""]
     for split, policies in summary["splits"].items():
-        lines += [f"## {split}", "", "| policy | n | " + " | ".join(c for c, _ in COLUMNS) + " |",
-                  "|" + "---|" * (len(COLUMNS) + 2)]
+        if not policies:
+            continue
+        count = summary["n_tasks"][split]
+        size = split_size(split, None)
+        scope = f"All {size} tasks" if count["summarised"] == size else (
+            f"The first {count['summarised']} of the split's {size} tasks" + (
+                ", the most that every policy was evaluated on" if count["summarised"] < max(
+                    count["evaluated"].values()) else ""))
+        fewer = [f"{name} on its first {agg['n']}" for name, agg in policies.items() if agg["n"] < count["summarised"]]
+        if fewer:
+            scope += f"; {', '.join(fewer)} (prompt_limit in the config: it is the slowest evaluation)"
+        lines += [f"## {split}", "", scope + ".", "",
+                  "| policy | n | " + " | ".join(c for c, _ in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
         for name, agg in policies.items():
             cells = [fmt.format(agg[c]) for c, fmt in COLUMNS]
             if name == "rl" and len(agg["seeds"]) > 1:

@@ -134,8 +134,9 @@ def analyse(name: str, tasks: Sequence[Task], episodes: Sequence[EpisodeResult],
                      by_family={f: dict(c) for f, c in sorted(by_family.items())}, diagnoses=diagnoses)
 
 
-def analyse_runs(runs: Mapping[str, Path]) -> list[RunErrors]:
-    """:func:`analyse` each named evaluation run directory against the tasks of the split it ran on."""
+def analyse_runs(runs: Mapping[str, Path], first: int | None = None) -> list[RunErrors]:
+    """:func:`analyse` each named evaluation run directory against the tasks of the split it ran on (only the
+    first ``first`` episodes of each, when given)."""
     from netgpt.agents import default_agents
     from netgpt.tasks import load_tasks
 
@@ -146,7 +147,7 @@ def analyse_runs(runs: Mapping[str, Path]) -> list[RunErrors]:
         split, episodes = load_run_episodes(run)
         if split not in tasks:
             tasks[split] = load_tasks(split_file(split))
-        analysed.append(analyse(name, tasks[split], episodes, defaults))
+        analysed.append(analyse(name, tasks[split], episodes[:first], defaults))
     return analysed
 
 

@@ -1,16 +1,19 @@
 """Evaluation harness: run a policy over a split, aggregate, and write a reproducible run directory.
 
 A run directory holds ``results.json`` (every episode with its events and reward terms, plus ``aggregate``),
-``results.md`` (tables), PNG plots and ``run.json`` (the resolved configuration, seed and package versions).
+``results.md`` (tables), PNG plots and ``run.json`` (the resolved configuration, seed and package versions). While
+a run is under way, ``episodes.jsonl`` logs each finished episode, so that a killed run can be continued
+(:func:`finished_episodes`), and so can a finished one on more tasks of its split.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from netgpt.tasks.schema import Task
 
 SPLITS_DIR = Path(__file__).resolve().parents[3] / "data" / "bench"
 
+
+EPISODE_LOG = "episodes.jsonl"
 
 # error codes of a call the core got wrong (as opposed to an agent that failed it)
 INVALID_CODES = frozenset({"invalid_args", "unknown_agent", "unknown_skill"})
@@ -135,3 +140,77 @@ def load_episode_scores(run_dir: Path, term: str = "total") -> dict[str, float]:
     """Each task's reward ``term`` in the run (``total`` is the score, ``quality`` the accuracy), by task id."""
     data = json.loads((run_dir / "results.json").read_text())
     return {e["task_id"]: e["reward"][term] for e in data["episodes"]}
+
+
+def _check_settings(source: Path, recorded: dict, settings: dict) -> None:
+    wanted = json.loads(json.dumps(settings))
+    differ = [key for key in wanted if recorded.get(key) != wanted[key]]
+    if differ:
+        shown = ", ".join(key if isinstance(wanted.get(key), dict) else
+                          f"{key}: {recorded.get(key)!r} there, {wanted.get(key)!r} here" for key in differ)
+        raise ValueError(f"{source} comes from a run with other settings ({shown}); its episodes are not the ones "
+                         "this run would produce: continue it with its own settings or choose another --out")
+
+
+def finished_episodes(out: Path, settings: dict) -> tuple[dict[str, EpisodeResult], list[dict]]:
+    """The episodes an earlier run in ``out`` finished, by task id, and that run's parts (command, episodes run,
+    wall time): from ``results.json`` when it finished, and from its episode log when it was killed.
+
+    Episodes are independent (greedy decoding; faults are seeded per task's session), so they can be kept and only
+    the missing tasks run. ``settings`` are the run.json entries that decide what an episode does (policy, split,
+    seed, episode and fault config; for an LLM also model, dtype and tokens per turn): raises ValueError when the
+    earlier run's differ."""
+    episodes: dict[str, EpisodeResult] = {}
+    parts: list[dict] = []
+    if (out / "results.json").is_file() and (out / "run.json").is_file():
+        info = json.loads((out / "run.json").read_text())
+        _check_settings(out / "run.json", info, settings)
+        for row in json.loads((out / "results.json").read_text())["episodes"]:
+            episodes[row["task_id"]] = EpisodeResult.model_validate(row)
+        parts += info.get("parts") or [{"command": info.get("command"), "episodes": info.get("n_tasks"),
+                                        "wall_s": info.get("wall_s")}]
+    log = out / EPISODE_LOG
+    if log.is_file():
+        lines = log.read_text().splitlines()
+        header = json.loads(lines[0])
+        _check_settings(log, header["settings"], settings)
+        logged = []
+        for line in lines[1:]:
+            try:
+                logged.append(EpisodeResult.model_validate_json(line))
+            except ValueError:  # the line being written when the run was killed
+                continue
+        new = [r for r in logged if r.task_id not in episodes]
+        if new:
+            parts.append({"command": header["command"], "episodes": len(new), "wall_s": None})
+        episodes.update((r.task_id, r) for r in new)
+    return episodes, parts
+
+
+class EpisodeLog:
+    """``episodes.jsonl`` in a run directory: the run's settings, then one line per finished episode, flushed as it
+    comes, so that a killed evaluation loses at most the episodes still running. Removed once ``results.json`` is
+    written."""
+
+    def __init__(self, out: Path, settings: dict, command: str, kept: Iterable[EpisodeResult] = ()) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / EPISODE_LOG
+        staged = self.path.with_suffix(".tmp")
+        lines = [json.dumps({"settings": settings, "command": command})]
+        lines += [_episode_line(r) for r in kept]
+        staged.write_text("\n".join(lines) + "\n")
+        os.replace(staged, self.path)  # an earlier log is replaced whole or not at all
+        self._file = open(self.path, "a")
+
+    def write(self, result: EpisodeResult) -> None:
+        self._file.write(_episode_line(result) + "\n")
+        self._file.flush()
+
+    def close(self, remove: bool) -> None:
+        self._file.close()
+        if remove:
+            self.path.unlink()
+
+
+def _episode_line(result: EpisodeResult) -> str:
+    return result.model_dump_json(exclude={"trajectory"})
