@@ -336,9 +336,9 @@ def eval_command(
         results = new
     run_info = {"command": " ".join(sys.argv), **settings, **generation, "n_tasks": len(tasks),
                 "backend": backend.value, "workers": 1 if backend is Backend.LOCAL else workers, "device": device,
-                "batch_size": batch_size,
-                "wall_s": wall, "startup_s": start - launched, "generated_tokens_per_s": generated / wall if wall
-                else None, **({"kept_episodes": len(kept), "parts": parts} if kept else {})}
+                "batch_size": batch_size, "wall_s": wall, "startup_s": start - launched,
+                "generated_tokens_per_s": generated / wall if wall else None,
+                **({"kept_episodes": len(kept), "parts": parts} if kept else {})}
     write_run(out, results, agg, run_info)
     log.close(remove=True)
     from netgpt.eval.report import summary_table
