@@ -53,9 +53,9 @@ class SFTConfig(BaseModel):
                           "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
     state_steps: bool = Field(
         False, description="the teacher writes a one-line step before actions that hide a mapping, a comparison or a "
-                           "selection (Family.thought: numerology, modulation order and overhead before a peak_rate "
-                           "call; the allocation before a tbs call; the LOS/NLOS word before a pathloss call; rate "
-                           "against target, digit by digit, before an SLA answer). configs/sft-cpu.yaml turns it on")
+                           "selection (Family.thought: the modulation order before a peak_rate call; the allocation "
+                           "before a tbs call; the LOS/NLOS word before a pathloss call). configs/sft-cpu.yaml turns "
+                           "it on")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)

@@ -12,6 +12,7 @@ from netgpt.radio import (
     MCS_TABLES,
     TBS_TABLE,
     RadioRangeError,
+    carrier_max_data_rate_mbps,
     default_overhead,
     max_data_rate_ca_mbps,
     max_data_rate_mbps,
@@ -282,6 +283,22 @@ def test_max_data_rate_fr2_and_ul() -> None:
     # FR1 UL, f = 0.75: 1 * 6 * 0.75 * 948/1024 * (273*12*28000) * 0.92 * 1e-6 = 351.56905875
     assert max_data_rate_mbps(1, 6, 0.75, 273, 1, default_overhead(1, "ul")) == pytest.approx(
         351.56905875, rel=1e-9)
+
+
+def test_carrier_max_data_rate_does_the_spec_lookups() -> None:
+    # FR1 100 MHz @30 kHz: N_RB = 273 (TS 38.101-1 Table 5.3.2-1), mu = 1, OH(FR1, DL) = 0.14: the figure above
+    assert carrier_max_data_rate_mbps(4, 8, 1, fr=1, scs_khz=30, bandwidth_mhz=100, direction="dl") == pytest.approx(
+        2337.00012, rel=1e-9)
+    # FR2 400 MHz @120 kHz: N_RB = 264 (TS 38.101-2 Table 5.3.2-1), mu = 3, OH(FR2, DL) = 0.18
+    assert carrier_max_data_rate_mbps(2, 6, 1, fr=2, scs_khz=120, bandwidth_mhz=400, direction="dl") == pytest.approx(
+        3232.26288, rel=1e-9)
+    # FR1 20 MHz @15 kHz uplink, f = 0.8: 2 * 2 * 0.8 * 948/1024 * (106*12*14000) * (1 - 0.08) * 1e-6 = 48.535704
+    assert carrier_max_data_rate_mbps(2, 2, 0.8, fr=1, scs_khz=15, bandwidth_mhz=20, direction="ul") == pytest.approx(
+        2 * 2 * 0.8 * 948 / 1024 * 106 * 12 * 14000 * 0.92 * 1e-6, rel=1e-12)
+    carrier = {"fr": 1, "scs_khz": 15, "bandwidth_mhz": 20, "direction": "dl"}
+    for bad in ({"scs_khz": 45}, {"direction": "sl"}, {"bandwidth_mhz": 7}):
+        with pytest.raises(ValueError):
+            carrier_max_data_rate_mbps(1, 2, 1, **{**carrier, **bad})
 
 
 def test_max_data_rate_ca() -> None:

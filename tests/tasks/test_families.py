@@ -2,11 +2,9 @@
 
 import string
 
-import numpy as np
 import pytest
 
 from netgpt.tasks import FAMILIES, family, make_task, verify_task
-from netgpt.tasks.families import compare_digits
 from netgpt.tasks.generate import task_seed, training_stream
 from netgpt.tasks.schema import Task
 
@@ -82,35 +80,3 @@ def test_training_stream_is_deterministic_and_disjoint_from_committed_splits():
     train_seeds = {task_seed("train", 0, i, a) for i in range(3000) for a in range(2)}
     test_seeds = {task_seed("test", 7, i, a) for i in range(600) for a in range(2)}
     assert not train_seeds & test_seeds
-
-
-@pytest.mark.parametrize(("a", "b", "stated"), [
-    (57.783, 69.3, ("0057.783", "0069.300", "0=0, 0=0, 5<6")),            # equal thousands and hundreds
-    (250.39, 125.2, ("0250.390", "0125.200", "0=0, 2>1")),
-    (109.146, 131.0, ("0109.146", "0131.000", "0=0, 1=1, 0<3")),         # equal hundreds: the tens decide
-    (29.318, 2.0, ("0029.318", "0002.000", "0=0, 0=0, 2>0")),            # lengths differ: padding aligns them
-    (584.108, 1000.5, ("0584.108", "1000.500", "0<1")),
-    (1.11, 1.2, ("0001.110", "0001.200", "0=0, 0=0, 0=0, 1=1, 1<2")),    # equal units: the tenths decide
-    (0.5, 1.2, ("0000.500", "0001.200", "0=0, 0=0, 0=0, 0<1")),
-    (25.8, 25.8, ("0025.800", "0025.800", "0=0, 0=0, 2=2, 5=5, 8=8, 0=0, 0=0")),
-    (12345.6, 9.0, ("12345.600", "00009.000", "1>0")),                   # beyond 4 digits both widen
-])
-def test_compare_digits_by_hand(a, b, stated):
-    assert compare_digits(a, b) == stated
-
-
-def test_compare_digits_agrees_with_the_numbers():
-    """The stated order is the numeric one for every pair of rendered rates and targets (3 and 1 decimals)."""
-    rng = np.random.default_rng(0)
-    for _ in range(2000):
-        rate = round(float(rng.uniform(0, 10 ** rng.integers(0, 4))), 3)
-        target = round(rate * float(rng.choice([0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0])), 1)
-        padded_rate, padded_target, walk = compare_digits(rate, target)
-        assert float(padded_rate) == rate and float(padded_target) == target
-        assert len(padded_rate) == len(padded_target)
-        *equal_steps, last = walk.split(", ")
-        assert all(step[0] == step[2] and step[1] == "=" for step in equal_steps)
-        if rate == target:
-            assert last[1] == "="
-        else:
-            assert last[1] == (">" if rate > target else "<"), (rate, target, walk)

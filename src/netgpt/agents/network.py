@@ -123,13 +123,17 @@ class PeakRateArgs(Args):
     layers: int
     qm: int
     scaling: float
-    n_prb: int
-    mu: int
-    overhead: float
+    fr: Literal[1, 2]
+    scs_khz: int
+    bandwidth_mhz: float
+    direction: Literal["dl", "ul"]
 
 
 class PeakRateResult(Result):
     rate_mbps: float
+    n_prb: int
+    mu: int
+    overhead: float
 
 
 class ThroughputArgs(Args):
@@ -139,6 +143,11 @@ class ThroughputArgs(Args):
     mu: int = Field(ge=0, le=6)
     fr: Literal[1, 2]
     mcs_table: Literal[1, 2] = 1
+    target_mbps: float | None = Field(None, ge=0, description="a rate to check the estimate against")
+
+
+class ThroughputResult(analytics.RateEstimate):
+    meets_target: bool | None = Field(None, description="rate_mbps >= target_mbps, when a target was given")
 
 
 class PhyAgent(SkillAgent):
@@ -161,12 +170,17 @@ class PhyAgent(SkillAgent):
     @skill("peak_rate", "Approximate maximum data rate of one carrier in Mbps (TS 38.306 §4.1.2).", PeakRateArgs,
            PeakRateResult)
     def peak_rate(self, a: PeakRateArgs) -> PeakRateResult:
-        return PeakRateResult(rate_mbps=radio.max_data_rate_mbps(**a.model_dump()))
+        # the reply echoes the three values the spec's tables gave, so a reader can check the rate by hand
+        return PeakRateResult(rate_mbps=radio.carrier_max_data_rate_mbps(**a.model_dump()),
+                              n_prb=radio.n_rb(a.fr, a.scs_khz, a.bandwidth_mhz), mu=radio.mu_for_scs(a.scs_khz),
+                              overhead=radio.default_overhead(a.fr, a.direction))
 
-    @skill("throughput", "Achievable throughput for a SINR over n_prb PRBs: SINR → CQI → MCS → rate.",
-           ThroughputArgs, analytics.RateEstimate)
-    def throughput(self, a: ThroughputArgs) -> analytics.RateEstimate:
-        return analytics.achievable_rate(a.sinr_db, a.n_prb, a.layers, a.mu, a.fr, a.mcs_table)
+    @skill("throughput", "Achievable throughput for a SINR over n_prb PRBs: SINR → CQI → MCS → rate; with "
+           "target_mbps, also whether the rate meets it.", ThroughputArgs, ThroughputResult)
+    def throughput(self, a: ThroughputArgs) -> ThroughputResult:
+        estimate = analytics.achievable_rate(a.sinr_db, a.n_prb, a.layers, a.mu, a.fr, a.mcs_table)
+        meets = None if a.target_mbps is None else estimate.rate_mbps >= a.target_mbps
+        return ThroughputResult(**estimate.model_dump(), meets_target=meets)
 
 
 # ---------------------------------------------------------------- traffic

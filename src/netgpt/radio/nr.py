@@ -256,6 +256,20 @@ def max_data_rate_mbps(
     return 1e-6 * v * qm * scaling * R_MAX * (prbs * 12 / t_s) * (1.0 - overhead)
 
 
+def carrier_max_data_rate_mbps(
+    layers: int, qm: int, scaling: float, fr: int, scs_khz: int, bandwidth_mhz: float, direction: str
+) -> float:
+    """TS 38.306 §4.1.2 maximum data rate of one carrier given as it is configured, not as the formula's symbols.
+
+    The formula's N_PRB is "the maximum RB allocation in bandwidth BW(j) with numerology mu" of TS 38.101-1/-2
+    §5.3 (:func:`n_rb`), mu follows from the subcarrier spacing (:func:`mu_for_scs`) and OH is fixed by the
+    frequency range and the link direction (:func:`default_overhead`): all three are lookups the spec defines, so
+    a caller states the carrier and this function does the lookups.
+    """
+    return max_data_rate_mbps(layers, qm, scaling, n_rb(fr, scs_khz, bandwidth_mhz), mu_for_scs(scs_khz),
+                              default_overhead(fr, direction))
+
+
 def max_data_rate_ca_mbps(carriers: Iterable[Mapping[str, float]]) -> float:
     """Sum of :func:`max_data_rate_mbps` over aggregated carriers j (TS 38.306 §4.1.2).
 

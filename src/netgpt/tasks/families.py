@@ -12,14 +12,14 @@ observation_lookup   the value is in a fresh cached report: answer without calli
 pathloss             delegate a stateless computation with the right arguments (channel.pathloss)
 link_budget          precise-slow ``channel`` vs cheap-noisy ``channel_lite``, chosen by the asked precision;
                      sometimes a fresh measurement report already answers it, sometimes only a stale one
-peak_rate            chain knowledge.n_rb → phy.peak_rate (one call when N_RB is in the observation)
+peak_rate            phy.peak_rate with the carrier as asked (the agent looks up N_PRB, mu and the overhead)
 tbs                  chain phy.mcs → phy.tbs (one call when the MCS entry is in the observation)
 load_forecast        traffic.forecast over the cell's hidden load history
 slice_allocation     ran.allocate_prbs over the cell's slices and SLAs
 path_latency         topology.shortest_path, with and without a failed link
 kpi_anomaly          kpi.detect_anomalies over the hidden KPI windows
 spec_fact            3GPP facts: N_RB, slot duration, MCS entries
-sla_check            chain channel.sinr → phy.throughput → compare with the required rate (yes/no)
+sla_check            chain channel.sinr → phy.throughput against the required rate (yes/no)
 agent_recovery       the primary agent fails on the first call: retry it
 ==================== ==================================================================================
 """
@@ -139,11 +139,12 @@ class Family:
         """A one-line step a teacher may write before its next action (``call``, or the answer when None).
 
         Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
-        silently inside the tag (15 kHz → μ = 0; 18.5 Mbps against a 25.8 Mbps target; which of the question's numbers
-        is the layer count; "NLOS" → ``"los": false``): written out, each decision sits next to the values it depends
-        on. Empty for the other families. observation_lookup had a line naming the report to read: with it dev went
-        0.70 → 0.41, yet on test the run without it scored lower still (results/ablations/sft-stated-v2), so its
-        effect is not resolved."""
+        silently inside the tag (64QAM → Q_m = 6; which of the question's numbers is the layer count; "NLOS" →
+        ``"los": false``): written out, each decision sits next to the values it depends on. Lookups the spec defines
+        (numerology from the SCS, the TS 38.306 overhead) and comparisons (a rate against a target) are the agents'
+        job instead: phy.peak_rate and phy.throughput do them. Empty for the other families. observation_lookup had
+        a line naming the report to read: with it dev went 0.70 → 0.41, yet on test the run without it scored lower
+        still (results/ablations/sft-stated-v2), so its effect is not resolved."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -332,13 +333,12 @@ class PeakRate(Family):
                 "modulation": self._MODULATION[params["qm"]]}
 
     def _rate_args(self, params):
-        return {"layers": params["layers"], "qm": params["qm"], "scaling": params["scaling"],
-                "n_prb": radio.n_rb(params["fr"], params["scs_khz"], params["bandwidth_mhz"]),
-                "mu": radio.mu_for_scs(params["scs_khz"]),
-                "overhead": radio.default_overhead(params["fr"], params["variant"])}
+        # the carrier as the question states it: phy.peak_rate does the spec's N_PRB, mu and OH lookups
+        return {"layers": params["layers"], "qm": params["qm"], "scaling": params["scaling"], "fr": params["fr"],
+                "scs_khz": params["scs_khz"], "bandwidth_mhz": params["bandwidth_mhz"], "direction": params["variant"]}
 
     def solve(self, world, params):
-        rate = radio.max_data_rate_mbps(**self._rate_args(params))
+        rate = radio.carrier_max_data_rate_mbps(**self._rate_args(params))
         return _number(rate, "Mbps", 0.005 * rate)
 
     def answer_from_results(self, params, results):
@@ -347,17 +347,11 @@ class PeakRate(Family):
     def thought(self, params, results, call):
         if call is None or call.skill != "peak_rate":
             return ""
-        a = call.args
-        direction = "downlink" if params["variant"] == "dl" else "uplink"
-        return (f"{params['scs_khz']} kHz SCS is mu = {a['mu']}; {self._MODULATION[params['qm']]} is Q_m = {a['qm']}; "
-                f"FR{params['fr']} {direction} overhead is {a['overhead']}.")
+        # the one mapping left to the core: a modulation name to its bits per symbol
+        return f"{self._MODULATION[params['qm']]} is Q_m = {call.args['qm']}."
 
     def plan(self, world, params, obs):
-        calls = [PlannedCall(agent="phy", skill="peak_rate", args=self._rate_args(params))]
-        if obs.carrier and "n_rb" in obs.carrier:
-            return calls
-        lookup = {k: params[k] for k in ("fr", "scs_khz", "bandwidth_mhz")}
-        return [PlannedCall(agent="knowledge", skill="n_rb", args=lookup)] + calls
+        return [PlannedCall(agent="phy", skill="peak_rate", args=self._rate_args(params))]
 
 
 class Tbs(Family):
@@ -691,24 +685,6 @@ class SpecFact(Family):
         return [PlannedCall(agent="phy", skill="mcs", args=args)]
 
 
-def compare_digits(a: float, b: float) -> tuple[str, str, str]:
-    """Order two non-negative rates the way one does by hand, one digit decision per step: write both at one fixed
-    width (4 digits before the point, 3 after), then walk the aligned digits from the left, "=" while they agree,
-    and stop at the first pair that differs: 57.783 against 69.3 gives ("0057.783", "0069.300", "0=0, 0=0, 5<6").
-    Each number's padding depends on its own length only, so no step compares lengths. Two earlier lines failed:
-    "57.783 Mbps achievable, 69.3 Mbps needed: not enough." left the order to one token (the SFT core wrote "not
-    enough" on every dev task), and "first different digit 5 < 6", with a separate branch when the integer parts
-    differ in length, left the position to one token (the stated comparison was wrong on 9 of 20 test tasks)."""
-    width = max(4, len(str(int(a))), len(str(int(b))))  # rates stay below 10 Gbps: 4 in practice
-    padded_a, padded_b = (f"{x:0{width + 4}.3f}" for x in (a, b))
-    steps = []
-    for x, y in zip(padded_a.replace(".", ""), padded_b.replace(".", "")):
-        steps.append(f"{x}{'=' if x == y else '>' if x > y else '<'}{y}")
-        if x != y:
-            break
-    return padded_a, padded_b, ", ".join(steps)
-
-
 class SlaCheck(Family):
     name = "sla_check"
     difficulty = "hard"
@@ -749,15 +725,7 @@ class SlaCheck(Family):
         return AnswerSpec(kind="choice", label="yes" if rate >= params["target_mbps"] else "no", choices=["yes", "no"])
 
     def answer_from_results(self, params, results):
-        return "yes" if results[-1]["rate_mbps"] >= params["target_mbps"] else "no"
-
-    def thought(self, params, results, call):
-        if call is not None or not results:
-            return ""
-        rate, target = results[-1]["rate_mbps"], params["target_mbps"]
-        padded_rate, padded_target, walk = compare_digits(rate, target)
-        return (f"{padded_rate} Mbps achievable, {padded_target} Mbps needed; {walk}: "
-                f"{'enough' if rate >= target else 'not enough'}.")
+        return "yes" if results[-1]["meets_target"] else "no"
 
     def plan(self, world, params, obs):
         sinr = analytics.link_budget(world, params["ue_id"]).sinr_db
@@ -765,7 +733,7 @@ class SlaCheck(Family):
         return [PlannedCall(agent="channel", skill="sinr", args={"ue_id": params["ue_id"]}),
                 PlannedCall(agent="phy", skill="throughput",
                             args={"sinr_db": round(sinr, 2), "n_prb": params["n_prb"], "layers": params["layers"],
-                                  "mu": c.mu, "fr": c.fr})]
+                                  "mu": c.mu, "fr": c.fr, "target_mbps": params["target_mbps"]})]
 
 
 class AgentRecovery(Family):

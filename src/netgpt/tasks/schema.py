@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from netgpt.world.schema import World
 
-GENERATOR_VERSION = "1.0.0"
+# 1.1.0: phy.peak_rate takes the carrier (fr, scs_khz, bandwidth_mhz, direction), phy.throughput a target_mbps;
+# questions and answers are those of 1.0.0, only the reference plans of peak_rate and sla_check changed
+GENERATOR_VERSION = "1.1.0"
 
 AnswerKind = Literal["number", "choice", "id"]
 Observability = Literal["low", "medium", "high"]
