@@ -231,11 +231,9 @@ def _first_tasks(run: Path, n: int) -> Aggregate:
     agg = load_aggregate(run)
     if agg.n == n:
         return agg
-    from netgpt.core.episode import EpisodeResult
-    from netgpt.eval.harness import aggregate
+    from netgpt.eval.harness import aggregate, load_episodes
 
-    rows = json.loads((run / "results.json").read_text())["episodes"][:n]
-    return aggregate(agg.policy, [EpisodeResult.model_validate(row) for row in rows])
+    return aggregate(agg.policy, load_episodes(run)[:n])
 
 
 def _evaluated(config: BenchConfig, split: str) -> tuple[dict[str, Path], int | None]:
@@ -421,20 +419,3 @@ def _plot(summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def subset_run(source: Path, target: Path, n: int) -> Aggregate:
-    """A run restricted to the first ``n`` tasks of its split, from a finished run on the whole split.
-
-    Episodes are independent (greedy decoding, faults seeded per session), so this equals ``--limit n`` without
-    redoing the slow LLM baselines; ``run.json`` records where it came from."""
-    from netgpt.core.episode import EpisodeResult
-    from netgpt.eval.harness import aggregate, write_run
-
-    data = json.loads((source / "results.json").read_text())
-    info = json.loads((source / "run.json").read_text())
-    episodes = [EpisodeResult.model_validate(e) for e in data["episodes"][:n]]
-    agg = aggregate(data["aggregate"]["policy"], episodes)
-    write_run(target, episodes, agg, {**info, "n_tasks": n, "subset_of": str(source),
-                                      "command": f"{info['command']}  (first {n} tasks of this run)"})
-    return agg

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from netgpt.core.episode import EpisodeResult, Event
-from netgpt.eval.harness import INVALID_CODES, split_file
+from netgpt.eval.harness import INVALID_CODES, load_episodes, split_file
 from netgpt.protocol.messages import AgentCard
 from netgpt.tasks.schema import PlannedCall, Task
 
@@ -154,8 +154,7 @@ def analyse_runs(runs: Mapping[str, Path], first: int | None = None) -> list[Run
 def load_run_episodes(run_dir: Path) -> tuple[str, list[EpisodeResult]]:
     """(split as the run recorded it, episodes) of an evaluation run directory."""
     info = json.loads((run_dir / "run.json").read_text())
-    body = json.loads((run_dir / "results.json").read_text())
-    return info["split"], [EpisodeResult.model_validate(e) for e in body["episodes"]]
+    return info["split"], load_episodes(run_dir)
 
 
 def kinds_table(runs: Sequence[RunErrors]) -> str:

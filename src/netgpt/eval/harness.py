@@ -136,6 +136,12 @@ def load_aggregate(run_dir: Path) -> Aggregate:
     return Aggregate.model_validate(data["aggregate"])
 
 
+def load_episodes(run_dir: Path) -> list[EpisodeResult]:
+    """A finished run's episodes, in the split's order."""
+    data = json.loads((run_dir / "results.json").read_text())
+    return [EpisodeResult.model_validate(row) for row in data["episodes"]]
+
+
 def load_episode_scores(run_dir: Path, term: str = "total") -> dict[str, float]:
     """Each task's reward ``term`` in the run (``total`` is the score, ``quality`` the accuracy), by task id."""
     data = json.loads((run_dir / "results.json").read_text())
@@ -165,8 +171,7 @@ def finished_episodes(out: Path, settings: dict) -> tuple[dict[str, EpisodeResul
     if (out / "results.json").is_file() and (out / "run.json").is_file():
         info = json.loads((out / "run.json").read_text())
         _check_settings(out / "run.json", info, settings)
-        for row in json.loads((out / "results.json").read_text())["episodes"]:
-            episodes[row["task_id"]] = EpisodeResult.model_validate(row)
+        episodes.update((r.task_id, r) for r in load_episodes(out))
         parts += info.get("parts") or [{"command": info.get("command"), "episodes": info.get("n_tasks"),
                                         "wall_s": info.get("wall_s")}]
     log = out / EPISODE_LOG
