@@ -287,7 +287,14 @@ def eval_command(
     import time
 
     from netgpt.core.episode import EpisodeConfig
-    from netgpt.eval.harness import EpisodeLog, aggregate, finished_episodes, task_order, write_run
+    from netgpt.eval.harness import (
+        EpisodeLog,
+        aggregate,
+        finished_episodes,
+        split_generator_version,
+        task_order,
+        write_run,
+    )
     from netgpt.protocol import FaultConfig
     from netgpt.protocol.config import builtin_faults
     from netgpt.tasks import load_tasks
@@ -300,8 +307,9 @@ def eval_command(
     name = _checkpoint_name(Path(policy)) if Path(policy).is_dir() else policy
     out = out or Path("runs") / f"{name}-{Path(split).stem}"
     generation = {"model": model, "dtype": dtype, "max_new_tokens": max_new_tokens}
-    settings = {"policy": policy, "split": split, "seed": seed, "episode": config.model_dump(),
-                "faults": fault_config.model_dump(), **({} if policy in SCRIPTED else generation)}
+    settings = {"policy": policy, "split": split, "seed": seed, "generator_version": split_generator_version(tasks),
+                "episode": config.model_dump(), "faults": fault_config.model_dump(),
+                **({} if policy in SCRIPTED else generation)}
     try:
         kept, parts = finished_episodes(out, settings) if resume else ({}, [])
     except ValueError as err:

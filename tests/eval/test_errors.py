@@ -108,3 +108,18 @@ def test_cli_writes_the_report_and_rejects_what_is_not_a_run(runs, tmp_path):
     assert [r["name"] for r in body] == ["oracle", "always"] and len(body[1]["diagnoses"]) == 36
     bad = runner.invoke(app, ["errors", str(tmp_path)], env={"COLUMNS": "200"})
     assert bad.exit_code != 0 and "not an evaluation run" in bad.output
+
+
+def test_a_run_on_another_generator_version_is_not_diagnosed(runs, tmp_path):
+    """Reference plans change with the generator version: a run from before (no version recorded, so 1.0.0) is
+    refused rather than reported as wrong arguments."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(runs / "oracle", old)
+    info = json.loads((old / "run.json").read_text())
+    assert info["generator_version"] == "1.1.0"
+    del info["generator_version"]
+    (old / "run.json").write_text(json.dumps(info))
+    refused = runner.invoke(app, ["errors", str(old)], env={"COLUMNS": "200"})
+    assert refused.exit_code != 0 and "ran on task generator 1.0.0" in refused.output

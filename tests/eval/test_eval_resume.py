@@ -71,3 +71,13 @@ def test_resume_refuses_a_run_with_other_settings(tmp_path, changed, named):
     message = _said(refused)
     assert refused.returncode != 0 and "comes from a run with other settings" in message and named in message
     assert (run / "results.json").read_text() == before and not (run / "episodes.jsonl").exists()
+
+
+def test_resume_refuses_a_run_on_another_task_generator(tmp_path):
+    """A run on the tasks of an earlier generator (other reference plans and agent API) is not continued."""
+    run = tmp_path / "run"
+    assert _eval("--limit", "12", "--out", str(run)).returncode == 0
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "generator_version": "1.0.0"}))
+    refused = _eval("--limit", "24", "--out", str(run), "--resume")
+    assert refused.returncode != 0 and "generator_version: '1.0.0' there, '1.1.0' here" in _said(refused)

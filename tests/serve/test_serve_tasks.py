@@ -55,7 +55,10 @@ def test_message_errors() -> None:
                        ("q?\n```json\n{not json}\n```", "invalid_observation"),
                        ("q?\n```json\n{\"time\": \"x\", \"secret\": 1}\n```", "invalid_observation"),
                        ("q?\n```json\n{\"time\": \"x\"}\n```\n```json\n{\"time\": \"y\"}\n```", "invalid_observation"),
-                       ("Who are you?", "unsupported_question")]:
+                       ("Who are you?", "unsupported_question"),
+                       # a peak_rate question on a carrier TS 38.101-1 Table 5.3.2-1 does not define (7 MHz)
+                       ("Peak downlink throughput (TS 38.306 §4.1.2) for FR1, 7 MHz, 15 kHz SCS, 2 layers, QPSK, "
+                        "f = 0.8?", "unsupported_question")]:
         with pytest.raises(TaskError) as caught:
             build_task("r", text, TaskOptions(), needs_plan=True)
         assert caught.value.code == code, text

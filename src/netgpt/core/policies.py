@@ -31,8 +31,8 @@ def _parse_reply(text: str) -> tuple[dict | None, str | None]:
 
 class _PlanFollower(Policy):
     """Runs a list of planned calls, then answers from the successful results. With ``state_steps`` each action is
-    preceded by the family's :meth:`~netgpt.tasks.families.Family.thought` (SFT traces that spell out a mapping,
-    a comparison or a selection)."""
+    preceded by the family's :meth:`~netgpt.tasks.families.Family.thought` (SFT traces that spell out a mapping or
+    a selection)."""
 
     retries = 0
     use_observation = True

@@ -19,7 +19,13 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from netgpt.core.episode import EpisodeResult, Event
-from netgpt.eval.harness import INVALID_CODES, load_episodes, split_file
+from netgpt.eval.harness import (
+    INVALID_CODES,
+    load_episodes,
+    run_generator_version,
+    split_file,
+    split_generator_version,
+)
 from netgpt.protocol.messages import AgentCard
 from netgpt.tasks.schema import PlannedCall, Task
 
@@ -147,6 +153,10 @@ def analyse_runs(runs: Mapping[str, Path], first: int | None = None) -> list[Run
         split, episodes = load_run_episodes(run)
         if split not in tasks:
             tasks[split] = load_tasks(split_file(split))
+        ran_on, current = run_generator_version(run), split_generator_version(tasks[split])
+        if ran_on != current:
+            raise ValueError(f"{run} ran on task generator {ran_on} and {split_file(split)} is {current}: their "
+                             "reference plans differ, so its calls cannot be diagnosed against these tasks")
         analysed.append(analyse(name, tasks[split], episodes[:first], defaults))
     return analysed
 

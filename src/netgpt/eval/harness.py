@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Policy, run_episodes
 from netgpt.protocol.registry import AgentRegistry
-from netgpt.tasks.schema import Task
+from netgpt.tasks.schema import GENERATOR_VERSION, Task
 
 SPLITS_DIR = Path(__file__).resolve().parents[3] / "data" / "bench"
 
@@ -134,6 +134,20 @@ def write_run(out: Path, results: Sequence[EpisodeResult], agg: Aggregate, run_i
 def load_aggregate(run_dir: Path) -> Aggregate:
     data = json.loads((run_dir / "results.json").read_text())
     return Aggregate.model_validate(data["aggregate"])
+
+
+def split_generator_version(tasks: Sequence[Task]) -> str:
+    """The task generator version of a split's tasks. It fixes the reference plans, and through the agent API the
+    prompt, so runs on different versions are not comparable, and one is not continued on another."""
+    versions = {t.generator_version for t in tasks}
+    if len(versions) > 1:
+        raise ValueError(f"the tasks come from several generator versions: {sorted(versions)}")
+    return versions.pop() if versions else GENERATOR_VERSION
+
+
+def run_generator_version(run_dir: Path) -> str:
+    """The generator version of the tasks a run was evaluated on (runs before it was recorded were all 1.0.0)."""
+    return json.loads((run_dir / "run.json").read_text()).get("generator_version", "1.0.0")
 
 
 def load_episodes(run_dir: Path) -> list[EpisodeResult]:

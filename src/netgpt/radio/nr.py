@@ -21,6 +21,7 @@ __all__ = [
     "N_RB_FR2",
     "R_MAX",
     "TBS_TABLE",
+    "carrier_max_data_rate_mbps",
     "default_overhead",
     "max_data_rate_ca_mbps",
     "max_data_rate_mbps",

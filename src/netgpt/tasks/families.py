@@ -138,7 +138,7 @@ class Family:
     def thought(self, params: dict, results: list[dict], call: PlannedCall | None) -> str:
         """A one-line step a teacher may write before its next action (``call``, or the answer when None).
 
-        Only where the action hides a mapping, a comparison or a selection that a small core otherwise has to do
+        Only where the action hides a mapping or a selection that a small core otherwise has to do
         silently inside the tag (64QAM → Q_m = 6; which of the question's numbers is the layer count; "NLOS" →
         ``"los": false``): written out, each decision sits next to the values it depends on. Lookups the spec defines
         (numerology from the SCS, the TS 38.306 overhead) and comparisons (a rate against a target) are the agents'
@@ -351,7 +351,9 @@ class PeakRate(Family):
         return f"{self._MODULATION[params['qm']]} is Q_m = {call.args['qm']}."
 
     def plan(self, world, params, obs):
-        return [PlannedCall(agent="phy", skill="peak_rate", args=self._rate_args(params))]
+        args = self._rate_args(params)
+        radio.carrier_max_data_rate_mbps(**args)  # raises for a carrier the spec does not define (served questions)
+        return [PlannedCall(agent="phy", skill="peak_rate", args=args)]
 
 
 class Tbs(Family):
