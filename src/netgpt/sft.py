@@ -52,8 +52,8 @@ class SFTConfig(BaseModel):
         "no", description="bf16: matmuls in bfloat16 under autocast, weights and optimiser in float32 "
                           "(about 1.8x faster on CPUs with AVX512-BF16, and on GPUs)")
     state_steps: bool = Field(
-        False, description="the teacher writes a one-line step before actions that hide a mapping, a comparison or a "
-                           "selection (Family.thought: the modulation order before a peak_rate call; the allocation "
+        False, description="the teacher writes a one-line step before actions that hide a mapping or a selection "
+                           "(Family.thought: the modulation order before a peak_rate call; the allocation "
                            "before a tbs call; the LOS/NLOS word before a pathloss call). configs/sft-cpu.yaml turns "
                            "it on")
     train: Literal["full", "top_layers", "lora"] = "top_layers"

@@ -22,7 +22,6 @@ from netgpt.core.episode import EpisodeResult, Event
 from netgpt.eval.harness import (
     INVALID_CODES,
     load_episodes,
-    run_generator_version,
     split_file,
     split_generator_version,
 )
@@ -148,12 +147,16 @@ def analyse_runs(runs: Mapping[str, Path], first: int | None = None) -> list[Run
 
     defaults = skill_defaults(agent.card for agent in default_agents())
     tasks: dict[str, list[Task]] = {}
+    versions: dict[str, str] = {}
     analysed = []
     for name, run in runs.items():
-        split, episodes = load_run_episodes(run)
+        info, episodes = load_run_episodes(run)
+        split = info["split"]
         if split not in tasks:
             tasks[split] = load_tasks(split_file(split))
-        ran_on, current = run_generator_version(run), split_generator_version(tasks[split])
+            versions[split] = split_generator_version(tasks[split])
+        # runs from before the version was recorded were all on generator 1.0.0
+        ran_on, current = info.get("generator_version", "1.0.0"), versions[split]
         if ran_on != current:
             raise ValueError(f"{run} ran on task generator {ran_on} and {split_file(split)} is {current}: their "
                              "reference plans differ, so its calls cannot be diagnosed against these tasks")
@@ -161,10 +164,9 @@ def analyse_runs(runs: Mapping[str, Path], first: int | None = None) -> list[Run
     return analysed
 
 
-def load_run_episodes(run_dir: Path) -> tuple[str, list[EpisodeResult]]:
-    """(split as the run recorded it, episodes) of an evaluation run directory."""
-    info = json.loads((run_dir / "run.json").read_text())
-    return info["split"], load_episodes(run_dir)
+def load_run_episodes(run_dir: Path) -> tuple[dict, list[EpisodeResult]]:
+    """(run.json, episodes) of an evaluation run directory."""
+    return json.loads((run_dir / "run.json").read_text()), load_episodes(run_dir)
 
 
 def kinds_table(runs: Sequence[RunErrors]) -> str:

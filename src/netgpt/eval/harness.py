@@ -145,11 +145,6 @@ def split_generator_version(tasks: Sequence[Task]) -> str:
     return versions.pop() if versions else GENERATOR_VERSION
 
 
-def run_generator_version(run_dir: Path) -> str:
-    """The generator version of the tasks a run was evaluated on (runs before it was recorded were all 1.0.0)."""
-    return json.loads((run_dir / "run.json").read_text()).get("generator_version", "1.0.0")
-
-
 def load_episodes(run_dir: Path) -> list[EpisodeResult]:
     """A finished run's episodes, in the split's order."""
     data = json.loads((run_dir / "results.json").read_text())
