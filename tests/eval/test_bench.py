@@ -71,12 +71,25 @@ def test_targets_follow_the_issue_rules(tmp_path):
 
     test = {"oracle": {"score": 0.9}, "prompt": {"score": 0.1}, "sft_teacher": {"score": 0.5},
             "sft_oracle": {"score": 0.85}, "always": {"score": 0.8, "calls_per_task": 1.3},
-            "rl": {"score": 0.87, "calls_per_task": 1.1}}
-    t = _targets(test)
+            "rl": {"score": 0.87, "calls_per_task": 1.1, "seeds": {"0": 0.86, "1": 0.88}}}
+    t = _targets(test, {"rl-s0": {"wall_s": 3000.0}, "rl-s1": {"wall_s": 7300.0}, "sft_oracle": {"wall_s": 9e3}})
     assert t["rl_vs_oracle"]["met"] and t["rl_vs_prompt"]["met"]
-    assert t["rl_vs_sft_teacher"]["met"]                              # 0.87 ≥ 0.5 + 0.10
-    assert t["rl_vs_sft_oracle"]["required_rl_score"] == 0.875        # within 0.10: close half the gap
+    assert t["rl_vs_sft_teacher"]["met"] and t["rl_vs_sft_teacher"]["required"] == 0.6   # 0.5 + 0.10
+    assert t["rl_vs_sft_oracle"]["required"] == 0.875                 # within 0.10: close half the gap
     assert not t["rl_vs_sft_oracle"]["met"] and t["rl_fewer_calls_than_always"]["met"]
+    assert not t["rl_training_time"]["met"] and "rl-s1" in t["rl_training_time"]["detail"]  # the longest seed counts
+    more_calls = _targets({**test, "rl": {**test["rl"], "calls_per_task": 1.3}}, {})
+    assert not more_calls["rl_fewer_calls_than_always"]["met"] and "rl_training_time" not in more_calls
+
+
+def test_targets_still_to_measure_are_listed_as_pending(tmp_path):
+    from netgpt.eval.bench import _targets
+
+    t = _targets({"oracle": {"score": 0.9}, "rl": {"score": 0.85, "calls_per_task": 1.1, "seeds": {"0": 0.85}}}, {})
+    assert t["rl_vs_oracle"]["met"] is True
+    for name in ("rl_vs_prompt", "rl_vs_sft_teacher", "rl_vs_sft_oracle", "rl_fewer_calls_than_always"):
+        assert t[name]["met"] is None and t[name]["value"] is None and "no " in t[name]["detail"]
+    assert _targets({"oracle": {"score": 0.9}}, {}) == {}  # no RL run: nothing is claimed
 
 
 def test_the_first_tasks_of_a_finished_run_equal_a_limited_run(tmp_path):
