@@ -61,7 +61,10 @@ def test_scripted_stages_run_resume_and_summarise(tmp_path):
     assert summary["targets"] == {}  # no RL run yet: no target is claimed
     errors = summary["errors"]["dev"]
     assert set(errors) == {"oracle", "always", "random"} and errors["oracle"]["correct"] == 1.0
-    assert "## Where answers go wrong (dev)" in (tmp_path / "out" / "benchmark.md").read_text()
+    markdown = (tmp_path / "out" / "benchmark.md").read_text()
+    assert "## Where answers go wrong (dev)" in markdown and "| family (calls per task) |" in markdown
+    random_calls = data["splits"]["dev"]["random"]["per_family"]["spec_fact"]["calls_per_task"]  # first column
+    assert f"| spec_fact | {random_calls:.2f} |" in markdown
     assert (tmp_path / "out" / "benchmark.png").exists() and "| oracle | 24 |" in (
         tmp_path / "out" / "benchmark.md").read_text()
 

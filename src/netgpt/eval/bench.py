@@ -270,8 +270,9 @@ def summarise(config: BenchConfig, out: Path = RESULTS) -> dict:
             policies["rl"] = {**mean, "policy": "rl", "n": next(iter(done.values())).n,
                               "score_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                               "seeds": {str(s): a.score for s, a in done.items()},
-                              "per_family": {f: {"score": statistics.fmean(a.per_family[f].score for a in done.values()
-                                                                           if f in a.per_family)} for f in families}}
+                              "per_family": {f: {k: statistics.fmean(getattr(a.per_family[f], k) for a in done.values()
+                                                                     if f in a.per_family)
+                                                 for k in ("score", "calls_per_task")} for f in families}}
         summary["splits"][split] = {k: policies[k] for k in ORDER if k in policies}
     summary["training"] = _training(config)
     summary["targets"] = _targets(summary["splits"].get("test", {}), summary["training"])
@@ -399,10 +400,12 @@ def _markdown(summary: dict, config: BenchConfig) -> str:
                 cells[0] += f" ± {agg['score_std']:.3f}"
             lines.append(f"| {name} | {agg['n']} | " + " | ".join(cells) + " |")
         families = sorted({f for a in policies.values() for f in a["per_family"]})
-        if families:
-            lines += ["", "| family | " + " | ".join(policies) + " |", "|" + "---|" * (len(policies) + 1)]
+        for key, title, fmt in (("score", "score", "{:.3f}"), ("calls_per_task", "calls per task", "{:.2f}")):
+            if not families:
+                break
+            lines += ["", f"| family ({title}) | " + " | ".join(policies) + " |", "|" + "---|" * (len(policies) + 1)]
             for f in families:
-                cells = [f"{a['per_family'][f]['score']:.3f}" if f in a["per_family"] else "–"
+                cells = [fmt.format(a["per_family"][f][key]) if f in a["per_family"] else "–"
                          for a in policies.values()]
                 lines.append(f"| {f} | " + " | ".join(cells) + " |")
         lines.append("")

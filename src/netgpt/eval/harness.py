@@ -173,8 +173,8 @@ def finished_episodes(out: Path, settings: dict) -> tuple[dict[str, EpisodeResul
 
     Episodes are independent (greedy decoding; faults are seeded per task's session), so they can be kept and only
     the missing tasks run. ``settings`` are the run.json entries that decide what an episode does (policy, split,
-    task generator version, seed, episode and fault config; for an LLM also model, dtype and tokens per turn): raises ValueError when the
-    earlier run's differ."""
+    task generator version, seed, episode and fault config; for an LLM also model, dtype and tokens per turn):
+    raises ValueError when the earlier run's differ."""
     episodes: dict[str, EpisodeResult] = {}
     parts: list[dict] = []
     if (out / "results.json").is_file() and (out / "run.json").is_file():
