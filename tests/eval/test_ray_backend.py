@@ -164,7 +164,7 @@ def test_rl_rollouts_on_ray_workers_equal_local_ones(ray_session, tmp_path, trai
         try:
             steps = []
             for step in range(2):
-                rollouts, _ = trainer.rollout(step)
+                rollouts, _, _ = trainer.rollout(step)
                 trainer.update(rollouts, trainer.score(rollouts)[1])
                 steps.append(rollouts)
             params = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}

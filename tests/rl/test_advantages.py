@@ -30,3 +30,16 @@ def test_groups_without_signal_get_zero():
 def test_groups_may_be_interleaved_and_of_different_sizes():
     a = group_relative_advantages([1.0, 3.0, 0.0, 5.0, 2.0], [0, 1, 0, 1, 0], scale_rewards=False)
     assert a.tolist() == pytest.approx([0.0, -1.0, -1.0, 1.0, 1.0])
+
+
+def test_dynamic_sampling_keeps_the_first_groups_whose_values_differ():
+    from netgpt.rl.advantages import dynamic_sampling_filter, groups_with_spread
+
+    groups = [0, 0, 1, 1, 2, 2, 3, 3]
+    quality = [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]  # group 1 and group 3 differ
+    assert groups_with_spread(quality, groups) == [1, 3]
+    advantages = torch.tensor([0.1, -0.1, -0.5, 0.5, 0.0, 0.0, 0.5, -0.5])  # group 0 differs only in cost
+    assert dynamic_sampling_filter(advantages, quality, groups, keep=2).tolist() == pytest.approx(
+        [0.0, 0.0, -0.5, 0.5, 0.0, 0.0, 0.5, -0.5])
+    assert dynamic_sampling_filter(advantages, quality, groups, keep=1).tolist() == pytest.approx(
+        [0.0, 0.0, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0])  # only the first such group: a fixed update size

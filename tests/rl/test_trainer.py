@@ -182,3 +182,36 @@ def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grp
     assert plain["trained_groups"] > 0 and "grad_norm_policy" not in plain
     assert anchored["grad_norm_anchor"] > 0
     assert anchored["grad_norm_policy"] == pytest.approx(plain["grad_norm"], rel=1e-4)
+
+
+def test_dynamic_sampling_draws_tasks_until_enough_groups_differ(tokenizer, registry, tmp_path):
+    """Only tbs groups carry a reward spread here, one per batch of two tasks (the stream alternates tbs and
+    peak_rate): dynamic sampling draws a second batch, trains on its two tbs groups, and logs every drawn episode."""
+    from netgpt.tasks.generate import training_task
+
+    def tbs_only(result) -> float:
+        return odd_token_share(result) if result.family == "tbs" else 0.0
+
+    config = _config(tmp_path, steps=1, dynamic_sampling={"enabled": True, "metric": "reward", "max_draws": 3})
+    trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=tbs_only)
+    # a pure function of (step, draw), disjoint across draws and steps, so a resumed run draws the same tasks
+    assert [t.id for t in trainer.tasks_for(1, 2)] == [training_task(1, k, config.families).id for k in (10, 11)]
+    row = trainer.train()[0]
+    assert row["draws"] == 2 and row["groups"] == 4 and row["spread_groups"] == 2 and row["trained_groups"] == 2
+    episodes = [json.loads(line) for line in (config.out / "rollouts.jsonl").read_text().splitlines()]
+    assert len(episodes) == 4 * 4 and len({e["task_id"] for e in episodes}) == 4
+    assert {e["family"] for e in episodes if e["advantage"] != 0} == {"tbs"}
+
+
+def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(tokenizer, registry, tmp_path):
+    """A random core never answers right, so no group has a quality spread: all ``max_draws`` batches are drawn and
+    nothing is trained, although the toy reward differs within every group (without dynamic sampling it trains)."""
+    config = _config(tmp_path, steps=1, dynamic_sampling={"enabled": True, "max_draws": 2})
+    trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=odd_token_share)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    row = trainer.train_step()
+    assert row["draws"] == 2 and row["groups"] == 4 and row["spread_groups"] == 0 and row["trained_groups"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    plain = RLTrainer(_config(tmp_path / "plain", steps=1), _peaked_tiny_model(tokenizer), tokenizer, registry,
+                      reward_fn=odd_token_share).train_step()
+    assert plain["draws"] == 1 and plain["spread_groups"] == 0 and plain["trained_groups"] == 2

@@ -27,3 +27,25 @@ def group_relative_advantages(rewards: Sequence[float], groups: Sequence[int], s
             centred = centred / (r[members].std() + eps)
         advantages[members] = centred
     return advantages.float()
+
+
+def groups_with_spread(values: Sequence[float], groups: Sequence[int]) -> list[int]:
+    """The groups (in order of first appearance) whose members do not all have the same ``value``."""
+    by_group: dict[int, list[float]] = {}
+    for value, group in zip(values, groups):
+        by_group.setdefault(group, []).append(value)
+    return [g for g, members in by_group.items() if max(members) > min(members)]
+
+
+def dynamic_sampling_filter(advantages: torch.Tensor, values: Sequence[float], groups: Sequence[int],
+                            keep: int) -> torch.Tensor:
+    """DAPO's dynamic sampling: the advantages of the first ``keep`` groups whose ``values`` differ, zero elsewhere.
+
+    Why: a group whose rollouts are all right (or all wrong) teaches nothing about answering; with the total reward
+    its advantages only rank rollouts by cost, a small, noisy push towards shorter turns. From an SFT start most
+    groups are like that (21 of 60 had a quality spread in the 1.1 bench's RL seed 0), so the trainer draws more
+    tasks and keeps a fixed number of groups that do carry a signal: every update then costs the same and is spent
+    on decisions the core still gets wrong some of the time."""
+    kept = set(groups_with_spread(values, groups)[:keep])
+    mask = torch.tensor([g in kept for g in groups], dtype=advantages.dtype)
+    return advantages * mask

@@ -29,6 +29,16 @@ class BranchingConfig(BaseModel):
     max_branches: int = Field(2, ge=0, description="extra partial rollouts per group (the group budget)")
 
 
+class DynamicSamplingConfig(BaseModel):
+    """DAPO-style dynamic sampling: draw more tasks until enough groups carry a learning signal."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    metric: Literal["quality", "reward"] = Field("quality", description="what must differ within a group: the "
+                                                 "answer's quality term, or the trained scalar reward")
+    max_draws: int = Field(3, ge=1, description="batches of tasks_per_step tasks drawn at most per step")
+
+
 class RolloutBackendConfig(BaseModel):
     """Where rollouts run: in the learner's process, or on Ray actors that receive the learner's weights each step."""
 
@@ -57,6 +67,7 @@ class RLConfig(BaseModel):
     max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=4, description="per core turn")
     max_turns: int = Field(4, ge=1)
     branching: BranchingConfig = Field(default_factory=BranchingConfig)
+    dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
     rollout: RolloutBackendConfig = Field(default_factory=RolloutBackendConfig)
 
     # reward and advantages

@@ -3,9 +3,11 @@
 One step::
 
     tasks (training stream, position = step)           ── data
-    → collect_rollouts: G episodes per task + forks     ── rollout.py (entropy-guided branching)
+    → collect_rollouts: G episodes per task + forks     ── rollout.py (entropy-guided branching); with dynamic
+                                                           sampling, more tasks until enough groups differ
     → reward terms per episode (netgpt.reward)          ── multi-objective reward
     → group_relative_advantages                         ── advantages.py (rows per episode → rollouts.jsonl)
+      (→ dynamic_sampling_filter)
     → group_token_logprobs + masked_policy_loss         ── loss.py (masked loss), ``num_iterations`` passes
       (+ ``sft_coef`` × masked NLL of oracle traces)     ── optional anchor, see ``_anchor_loss``
     → clip, optimiser step; metrics; checkpoint every ``save_steps``
@@ -27,7 +29,7 @@ from netgpt.core.episode import EpisodeConfig, EpisodeResult
 from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import load_model, select_trainable
 from netgpt.eval.harness import aggregate
-from netgpt.rl.advantages import group_relative_advantages
+from netgpt.rl.advantages import dynamic_sampling_filter, group_relative_advantages, groups_with_spread
 from netgpt.rl.checkpoint import (
     ensure_same_run,
     list_checkpoints,
@@ -38,7 +40,7 @@ from netgpt.rl.checkpoint import (
 )
 from netgpt.rl.config import RLConfig
 from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
-from netgpt.rl.rollout import EpisodeRunner, Rollout, collect_rollouts, local_runner
+from netgpt.rl.rollout import BranchStats, EpisodeRunner, Rollout, collect_rollouts, local_runner
 from netgpt.tasks.generate import training_task
 from netgpt.tasks.schema import Task
 
@@ -119,11 +121,13 @@ class RLTrainer:
                             state_steps=self.config.sft_state_steps)
         return build_dataset(teacher, self.registry, self.tokenizer)
 
-    def tasks_for(self, step: int) -> list[Task]:
-        """Training-stream tasks of ``step``; each process of a multi-GPU run takes its own slice."""
-        n, acc = self.config.tasks_per_step, self.accelerator
-        first = (step * acc.num_processes + acc.process_index) * n
-        return [training_task(self.config.data_seed, first + k, self.config.families) for k in range(n)]
+    def tasks_for(self, step: int, draw: int = 0) -> list[Task]:
+        """Training-stream tasks of ``step`` (its ``draw``-th batch under dynamic sampling): a pure function of the
+        step, so a resumed run draws the same tasks. Each process of a multi-GPU run takes its own slice."""
+        cfg, acc = self.config, self.accelerator
+        draws = cfg.dynamic_sampling.max_draws if cfg.dynamic_sampling.enabled else 1
+        first = ((step * draws + draw) * acc.num_processes + acc.process_index) * cfg.tasks_per_step
+        return [training_task(cfg.data_seed, first + k, cfg.families) for k in range(cfg.tasks_per_step)]
 
     def _count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -143,17 +147,48 @@ class RLTrainer:
                            batch_size=cfg.tasks_per_step * (cfg.num_generations + cfg.branching.max_branches))
         return local_runner(policy, self.registry, self.episode, self._count_tokens)
 
-    def rollout(self, step: int) -> tuple[list[Rollout], dict]:
-        cfg = self.config
-        rollouts, branch = collect_rollouts(self.tasks_for(step), self.runner(), cfg.num_generations, cfg.branching,
-                                            session_prefix=f"rl{step}")
-        return rollouts, {"branch_eligible": branch.eligible, "branch_fired": branch.fired,
-                          "branch_taken": branch.taken, "branching_rate": branch.rate}
+    def rollout(self, step: int) -> tuple[list[Rollout], list[Task], dict]:
+        """The step's group rollouts and their tasks. With dynamic sampling, batches of tasks are drawn until
+        ``tasks_per_step`` groups differ in the sampling metric, or ``max_draws`` batches were drawn."""
+        cfg, run = self.config, self.runner()
+        sampling = cfg.dynamic_sampling
+        rollouts: list[Rollout] = []
+        tasks: list[Task] = []
+        branch = BranchStats()
+        for draw in range(sampling.max_draws if sampling.enabled else 1):
+            batch = self.tasks_for(step, draw)
+            drawn, stats = collect_rollouts(batch, run, cfg.num_generations, cfg.branching,
+                                            session_prefix=f"rl{step}" if draw == 0 else f"rl{step}-d{draw}")
+            rollouts += [r.model_copy(update={"group": r.group + len(tasks),
+                                              "parent": None if r.parent is None else r.parent + len(rollouts)})
+                         for r in drawn]
+            tasks += batch
+            branch = BranchStats(eligible=branch.eligible + stats.eligible, fired=branch.fired + stats.fired,
+                                 taken=branch.taken + stats.taken)
+            spread = groups_with_spread(self._sampling_values(rollouts), [r.group for r in rollouts])
+            if len(spread) >= cfg.tasks_per_step:
+                break
+        return rollouts, tasks, {"draws": draw + 1, "branch_eligible": branch.eligible, "branch_fired": branch.fired,
+                                 "branch_taken": branch.taken, "branching_rate": branch.rate}
 
-    def score(self, rollouts: list[Rollout]) -> tuple[list[float], torch.Tensor]:
-        """Each episode's scalar reward (``reward_fn``) and its group-relative advantage."""
+    def _sampling_values(self, rollouts: list[Rollout]) -> list[float]:
+        """What dynamic sampling compares within a group (``dynamic_sampling.metric``)."""
+        if self.config.dynamic_sampling.metric == "reward":
+            return [self.reward_fn(r.result) for r in rollouts]
+        return [r.result.reward.quality for r in rollouts]
+
+    def score(self, rollouts: list[Rollout]) -> tuple[list[float], torch.Tensor, dict]:
+        """Each episode's scalar reward (``reward_fn``) and its group-relative advantage; with dynamic sampling,
+        zero outside the first ``tasks_per_step`` groups that differ in the sampling metric."""
+        cfg = self.config
+        groups = [r.group for r in rollouts]
         rewards = [self.reward_fn(r.result) for r in rollouts]
-        return rewards, group_relative_advantages(rewards, [r.group for r in rollouts], self.config.scale_rewards)
+        advantages = group_relative_advantages(rewards, groups, cfg.scale_rewards)
+        values = self._sampling_values(rollouts)
+        if cfg.dynamic_sampling.enabled:
+            advantages = dynamic_sampling_filter(advantages, values, groups, cfg.tasks_per_step)
+        spread = groups_with_spread(values, groups)
+        return rewards, advantages, {"groups": len(set(groups)), "spread_groups": len(spread)}
 
     def update(self, rollouts: list[Rollout], advantages: torch.Tensor) -> dict:
         """``num_iterations`` passes of the masked loss over the groups, one optimiser step each."""
@@ -260,13 +295,14 @@ class RLTrainer:
 
     def train_step(self) -> dict:
         start = time.perf_counter()
-        rollouts, branch = self.rollout(self.step)
+        rollouts, tasks, sampling = self.rollout(self.step)
         rollout_s = time.perf_counter() - start
-        rewards, advantages = self.score(rollouts)
+        rewards, advantages, groups = self.score(rollouts)
         update = self.update(rollouts, advantages)
-        row = {"step": self.step, **_episode_metrics(rollouts), **branch, **update, "rollout_s": rollout_s,
-               "update_s": time.perf_counter() - start - rollout_s, "step_s": time.perf_counter() - start}
-        self.episodes = rollout_records(self.step, self.tasks_for(self.step), rollouts, rewards, advantages)
+        row = {"step": self.step, **_episode_metrics(rollouts), **sampling, **groups, **update,
+               "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
+               "step_s": time.perf_counter() - start}
+        self.episodes = rollout_records(self.step, tasks, rollouts, rewards, advantages)
         self.step += 1
         return row
 
