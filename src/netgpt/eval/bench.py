@@ -400,9 +400,8 @@ def _markdown(summary: dict, config: BenchConfig) -> str:
                 cells[0] += f" ± {agg['score_std']:.3f}"
             lines.append(f"| {name} | {agg['n']} | " + " | ".join(cells) + " |")
         families = sorted({f for a in policies.values() for f in a["per_family"]})
-        for key, title, fmt in (("score", "score", "{:.3f}"), ("calls_per_task", "calls per task", "{:.2f}")):
-            if not families:
-                break
+        tables = (("score", "score", "{:.3f}"), ("calls_per_task", "calls per task", "{:.2f}")) if families else ()
+        for key, title, fmt in tables:
             lines += ["", f"| family ({title}) | " + " | ".join(policies) + " |", "|" + "---|" * (len(policies) + 1)]
             for f in families:
                 cells = [fmt.format(a["per_family"][f][key]) if f in a["per_family"] else "–"
