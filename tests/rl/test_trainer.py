@@ -185,22 +185,36 @@ def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grp
 
 
 def test_dynamic_sampling_draws_tasks_until_enough_groups_differ(tokenizer, registry, tmp_path):
-    """Only tbs groups carry a reward spread here, one per batch of two tasks (the stream alternates tbs and
-    peak_rate): dynamic sampling draws a second batch, trains on its two tbs groups, and logs every drawn episode."""
+    """The first batch (tbs, peak_rate) has one group with a reward spread, the second two: dynamic sampling draws
+    the second batch, trains the first two such groups only (the last one differs too but is left out), and logs
+    every drawn episode."""
+    from netgpt.rl.trainer import EXTRA_DRAWS_START
     from netgpt.tasks.generate import training_task
 
-    def tbs_only(result) -> float:
-        return odd_token_share(result) if result.family == "tbs" else 0.0
-
     config = _config(tmp_path, steps=1, dynamic_sampling={"enabled": True, "metric": "reward", "max_draws": 3})
-    trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=tbs_only)
-    # a pure function of (step, draw), disjoint across draws and steps, so a resumed run draws the same tasks
-    assert [t.id for t in trainer.tasks_for(1, 2)] == [training_task(1, k, config.families).id for k in (10, 11)]
+    trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry)
+    # a step's first batch is the one a run without sampling takes; its extra draws come from another stream region
+    plain = RLTrainer(_config(tmp_path / "plain"), _peaked_tiny_model(tokenizer), tokenizer, registry)
+    assert [t.id for t in trainer.tasks_for(1)] == [t.id for t in plain.tasks_for(1)] == [
+        training_task(1, k, config.families).id for k in (2, 3)]
+    assert [t.id for t in trainer.tasks_for(1, 2)] == [
+        training_task(1, EXTRA_DRAWS_START + k, config.families).id for k in (6, 7)]  # slot 1·2 + 1, 2 tasks each
+    with pytest.raises(ValueError, match="at most 3 batches"):
+        trainer.tasks_for(0, 3)
+    with pytest.raises(ValueError, match="at most 1 batches"):
+        plain.tasks_for(0, 1)
+
+    second = {t.id for t in trainer.tasks_for(0, 1)}
+    trainer.reward_fn = lambda r: odd_token_share(r) if r.family == "tbs" or r.task_id in second else 0.0
     row = trainer.train()[0]
-    assert row["draws"] == 2 and row["groups"] == 4 and row["spread_groups"] == 2 and row["trained_groups"] == 2
+    assert row["draws"] == 2 and row["groups"] == 4 and row["spread_groups"] == 3 and row["trained_groups"] == 2
+    assert row["rollouts"] == 4 * 4
     episodes = [json.loads(line) for line in (config.out / "rollouts.jsonl").read_text().splitlines()]
     assert len(episodes) == 4 * 4 and len({e["task_id"] for e in episodes}) == 4
-    assert {e["family"] for e in episodes if e["advantage"] != 0} == {"tbs"}
+    last = [e for e in episodes if e["group"] == 3]
+    assert len({e["reward"] for e in last}) > 1 and all(e["advantage"] == 0 for e in last)  # differs, left out
+    assert {e["group"] for e in episodes if e["advantage"] != 0} == {0, 2} and all(
+        e["family"] == "tbs" for e in episodes if e["group"] in (0, 2))
 
 
 def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(tokenizer, registry, tmp_path):

@@ -41,11 +41,11 @@ def dynamic_sampling_filter(advantages: torch.Tensor, values: Sequence[float], g
                             keep: int) -> torch.Tensor:
     """DAPO's dynamic sampling: the advantages of the first ``keep`` groups whose ``values`` differ, zero elsewhere.
 
-    Why: a group whose rollouts are all right (or all wrong) teaches nothing about answering; with the total reward
-    its advantages only rank rollouts by cost, a small, noisy push towards shorter turns. From an SFT start most
-    groups are like that (21 of 60 had a quality spread in the 1.1 bench's RL seed 0), so the trainer draws more
-    tasks and keeps a fixed number of groups that do carry a signal: every update then costs the same and is spent
-    on decisions the core still gets wrong some of the time."""
+    Why: a group whose rollouts are all right teaches nothing about answering; with the total reward its advantages
+    only rank rollouts by cost, a small, noisy push towards shorter turns (an all-wrong group scores 0 throughout).
+    From an SFT start most groups have no quality spread (21 of 60 had one in the 1.1 bench's RL seed 0), so the
+    trainer draws more tasks and keeps at most ``keep`` groups that do carry a signal: the update is spent on
+    decisions the core still gets wrong some of the time, and never grows with the draws."""
     kept = set(groups_with_spread(values, groups)[:keep])
     mask = torch.tensor([g in kept for g in groups], dtype=advantages.dtype)
     return advantages * mask

@@ -46,6 +46,10 @@ from netgpt.tasks.schema import Task
 
 RewardFn = Callable[[EpisodeResult], float]
 
+# Dynamic sampling's extra draws read a region of the training stream that no step's first batch reaches, so a step's
+# first batch is the same with sampling on or off.
+EXTRA_DRAWS_START = 1 << 32
+
 
 def total_reward(result: EpisodeResult) -> float:
     return result.reward.total
@@ -125,8 +129,11 @@ class RLTrainer:
         """Training-stream tasks of ``step`` (its ``draw``-th batch under dynamic sampling): a pure function of the
         step, so a resumed run draws the same tasks. Each process of a multi-GPU run takes its own slice."""
         cfg, acc = self.config, self.accelerator
-        draws = cfg.dynamic_sampling.max_draws if cfg.dynamic_sampling.enabled else 1
-        first = ((step * draws + draw) * acc.num_processes + acc.process_index) * cfg.tasks_per_step
+        extra = cfg.dynamic_sampling.max_draws - 1 if cfg.dynamic_sampling.enabled else 0
+        if not 0 <= draw <= extra:
+            raise ValueError(f"draw {draw} of step {step}: this run draws at most {extra + 1} batches per step")
+        slot = step if draw == 0 else step * extra + draw - 1
+        first = (EXTRA_DRAWS_START if draw else 0) + (slot * acc.num_processes + acc.process_index) * cfg.tasks_per_step
         return [training_task(cfg.data_seed, first + k, cfg.families) for k in range(cfg.tasks_per_step)]
 
     def _count_tokens(self, text: str) -> int:
@@ -197,7 +204,8 @@ class RLTrainer:
         for index, r in enumerate(rollouts):
             groups.setdefault(r.group, []).append(index)
         # a group whose rewards are all equal has no policy gradient; skip its forward pass unless KL/entropy act
-        if cfg.beta == 0 and cfg.entropy_coef == 0:
+        # (dynamic sampling trains only the groups it kept, whatever acts)
+        if cfg.dynamic_sampling.enabled or (cfg.beta == 0 and cfg.entropy_coef == 0):
             groups = {g: m for g, m in groups.items() if advantages[m].abs().max() > 0}
         if not groups and not self.anchor:
             return {"loss": 0.0, "grad_norm": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
@@ -299,8 +307,11 @@ class RLTrainer:
         rollout_s = time.perf_counter() - start
         rewards, advantages, groups = self.score(rollouts)
         update = self.update(rollouts, advantages)
-        row = {"step": self.step, **_episode_metrics(rollouts), **sampling, **groups, **update,
-               "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
+        # score, accuracy, calls and entropy describe the step's first batch, as with sampling off (extra draws stop
+        # on their outcomes); `rollouts` counts every drawn episode
+        first_batch = [r for r in rollouts if r.group < self.config.tasks_per_step]
+        row = {"step": self.step, **_episode_metrics(first_batch), "rollouts": len(rollouts), **sampling, **groups,
+               **update, "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
                "step_s": time.perf_counter() - start}
         self.episodes = rollout_records(self.step, tasks, rollouts, rewards, advantages)
         self.step += 1
