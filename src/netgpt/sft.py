@@ -187,6 +187,9 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     from transformers import get_scheduler
 
     accelerator = Accelerator(cpu=config.device == "cpu")
+    if accelerator.num_processes > 1:  # every process would train the same batches (and DDP misses masked_nll)
+        raise ValueError("netgpt sft trains in one process; run it without accelerate launch (netgpt train is the "
+                         "data-parallel trainer)")
     config = with_native_precision(config)
     # torch.autocast rather than Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton
     # that refuses a second setting, and masked_nll calls the decoder directly rather than through forward.

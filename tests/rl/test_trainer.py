@@ -229,3 +229,69 @@ def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(t
     plain = RLTrainer(_config(tmp_path / "plain", steps=1), _peaked_tiny_model(tokenizer), tokenizer, registry,
                       reward_fn=odd_token_share).train_step()
     assert plain["draws"] == 1 and plain["spread_groups"] == 0 and plain["trained_groups"] == 2
+
+
+@pytest.mark.parametrize("settings", [{}, {"dynamic_sampling": {"enabled": True, "metric": "reward", "max_draws": 1}}])
+def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, tmp_path, settings):
+    """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train and no
+    anchor, yet it must take part in the gradient all-reduce (else rank 0 waits in it forever) and take the same
+    optimiser step: both end the step with the same weights, moved from the start."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = os.path.join(os.path.dirname(__file__), "two_learners.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), script, str(tmp_path), json.dumps(settings)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["processes"] == 2 for r in ranks)
+    assert ranks[0]["row"]["trained_groups"] > 0 and ranks[1]["row"]["trained_groups"] == 0
+    start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
+                  .abs().sum())
+    assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+
+
+def test_forks_of_a_later_draw_point_at_their_own_parents(tokenizer, registry, tmp_path):
+    """Dynamic sampling with branching: a fork's ``parent`` is an index into the whole step's rollouts, so forks of
+    the second draw must point past the first draw's episodes, at an episode of their own group that they continue.
+    The groups' first wave is the oracle's episodes laid out as tokens (entropy 0, so every turn after an agent reply
+    forks at threshold −1); the forks are sampled by a tiny core."""
+    from netgpt.core.episode import run_episodes
+    from netgpt.core.llm import LLMPolicy
+    from netgpt.core.policies import OraclePolicy
+    from netgpt.core.prompt import system_prompt
+    from netgpt.rl.rollout import local_runner
+    from netgpt.sft import teacher_trajectory
+
+    config = _config(tmp_path, steps=1, max_turns=3, branching={"enabled": True, "threshold": -1.0, "max_branches": 1},
+                     dynamic_sampling={"enabled": True, "metric": "reward", "max_draws": 2})
+    trainer = RLTrainer(config, tiny_model(tokenizer, seed=2), tokenizer, registry)
+    count = trainer._count_tokens
+    system = system_prompt(registry.cards())
+    forks_run = local_runner(LLMPolicy(trainer.model, tokenizer, max_new_tokens=6, temperature=1.0, seed=0),
+                             registry, trainer.episode, count)
+
+    def run(tasks, session_prefix, forks=None):
+        if forks is not None:
+            return forks_run(tasks, session_prefix, forks)
+        results = run_episodes(tasks, OraclePolicy(), registry, trainer.episode, count, session_prefix=session_prefix)
+        for result, task in zip(results, tasks):
+            tokens = teacher_trajectory(result, task, system, tokenizer)
+            result.trajectory = tokens.model_copy(update={"entropies": [0.0] * len(tokens.env_mask)})
+        return results
+
+    trainer.runner = lambda: run
+    second = {t.id for t in trainer.tasks_for(0, 1)}  # only the second draw's groups differ in reward
+    trainer.reward_fn = lambda r: r.reward.total if r.task_id in second else 1.0
+    rollouts, tasks, sampling = trainer.rollout(0)
+    assert sampling["draws"] == 2 and sampling["branch_taken"] == 4  # one fork per group, in both draws
+    forks = [(k, r) for k, r in enumerate(rollouts) if r.parent is not None]
+    assert sorted(r.group for _, r in forks) == [0, 1, 2, 3]
+    for k, fork in forks:
+        parent = rollouts[fork.parent]
+        assert parent.parent is None and parent.group == fork.group and fork.parent < k
+        assert parent.result.task_id == fork.result.task_id == tasks[fork.group].id
+        assert fork.result.events[:fork.fork_turn] == parent.result.events[:fork.fork_turn]

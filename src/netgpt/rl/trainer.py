@@ -20,7 +20,6 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -79,8 +78,10 @@ class RLTrainer:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         model = select_trainable(model, config.train, config.top_layers, config.lora_r)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # the model is not wrapped in DDP: the loss calls its decoder directly (shared prompt KV cache), which DDP's
+        # gradient hooks never see; gradients are averaged over processes by `_average_gradients` instead
+        self.model = model.to(self.accelerator.device)
+        self.optimizer = self.accelerator.prepare(torch.optim.AdamW(params, lr=config.learning_rate))
         self._owns_registry = registry is None
         self.registry = registry or AgentRegistry.from_config(
             None, faults=builtin_faults().model_copy(update={"seed": config.seed}))
@@ -94,6 +95,9 @@ class RLTrainer:
         self.anchor = self._anchor_traces() if config.sft_coef > 0 else []
         self.pool, self._owns_ray = None, False
         if config.rollout.backend == "ray":
+            if self.accelerator.num_processes > 1:
+                raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
+                                 "without accelerate launch (its workers are the parallel part)")
             self._start_pool()
 
     def _start_pool(self) -> None:
@@ -207,7 +211,7 @@ class RLTrainer:
         # (dynamic sampling trains only the groups it kept, whatever acts)
         if cfg.dynamic_sampling.enabled or (cfg.beta == 0 and cfg.entropy_coef == 0):
             groups = {g: m for g, m in groups.items() if advantages[m].abs().max() > 0}
-        if not groups and not self.anchor:
+        if not self._any_process_has_work(bool(groups or self.anchor)):
             return {"loss": 0.0, "grad_norm": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
                     "policy_token_fraction": 0.0, "trained_groups": 0}
         masks = {g: _padded([rollouts[i].trajectory.env_mask for i in m], device) for g, m in groups.items()}
@@ -219,24 +223,22 @@ class RLTrainer:
         for iteration in range(cfg.num_iterations):
             total, anchor_grads = 0.0, None
             if self.anchor:
-                with self.accelerator.no_sync(self.model) if groups else nullcontext():
-                    nll = self._anchor_loss()
-                    self.accelerator.backward(cfg.sft_coef * nll)
+                nll = self._anchor_loss()
+                self.accelerator.backward(cfg.sft_coef * nll)
                 total += cfg.sft_coef * nll.item()
                 anchor_nll.append(nll.item())
                 if iteration == 0:
                     anchor_grads = [p.grad.detach().clone() if p.grad is not None else None for p in trainable]
-            for k, (group, members) in enumerate(groups.items()):
-                last = k == len(groups) - 1
-                with self.accelerator.no_sync(self.model) if not last else nullcontext():
-                    loss, stats = self._group_loss(rollouts, members, advantages, masks[group],
-                                                   policy_masks[group], norms[group].to(device))
-                    self.accelerator.backward(loss)
+            for group, members in groups.items():
+                loss, stats = self._group_loss(rollouts, members, advantages, masks[group], policy_masks[group],
+                                               norms[group].to(device))
+                self.accelerator.backward(loss)
                 total += loss.item()
                 stats_rows.append(stats)
             if anchor_grads is not None:
                 parts = {"grad_norm_anchor": _norm(anchor_grads),
                          "grad_norm_policy": _norm([_minus(p.grad, a) for p, a in zip(trainable, anchor_grads)])}
+            self._average_gradients(trainable)
             grad_norm = float(self.accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -251,6 +253,27 @@ class RLTrainer:
         if anchor_nll:
             row["sft_nll"] = statistics.fmean(anchor_nll)
         return row | parts
+
+    def _any_process_has_work(self, local: bool) -> bool:
+        """Whether any process of the run has a group or an anchor batch to train this step. All of them then take
+        the optimiser step together (one with nothing to train contributes zero gradients); none does otherwise."""
+        if self.accelerator.num_processes == 1:
+            return local
+        flag = torch.tensor([float(local)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients over the processes of a data-parallel run (nothing to do in one process).
+
+        Why by hand rather than by DDP: the loss calls the decoder directly to share a prompt's KV cache, which DDP's
+        hooks never see, and a process whose groups all lack a reward spread runs no backward pass at all. Every
+        process joins the same all-reduces once per iteration, with zeros where it has no gradient, so all of them
+        take the same optimiser step and none waits forever for another."""
+        if self.accelerator.num_processes == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        for param, grad in zip(params, self.accelerator.reduce(grads, reduction="mean")):
+            param.grad = grad
 
     def _anchor_loss(self) -> torch.Tensor:
         """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
