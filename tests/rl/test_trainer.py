@@ -236,6 +236,16 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
     """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train and no
     anchor, yet it must take part in the gradient all-reduce (else rank 0 waits in it forever) and take the same
     optimiser step: both end the step with the same weights, moved from the start."""
+    ranks = _two_learners(tmp_path, "step", json.dumps(settings))
+    assert all(r["processes"] == 2 for r in ranks)
+    assert ranks[0]["row"]["trained_groups"] > 0 and ranks[1]["row"]["trained_groups"] == 0
+    start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
+                  .abs().sum())
+    assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+
+
+def _two_learners(tmp_path, *args) -> list[dict]:
+    """``tests/rl/two_learners.py ARGS`` in two CPU processes; what each rank reported."""
     import socket
 
     with socket.socket() as s:
@@ -243,15 +253,16 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
         port = s.getsockname()[1]
     script = os.path.join(os.path.dirname(__file__), "two_learners.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), script, str(tmp_path), json.dumps(settings)]
+           "--master_port", str(port), script, str(tmp_path), *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert all(r["processes"] == 2 for r in ranks)
-    assert ranks[0]["row"]["trained_groups"] > 0 and ranks[1]["row"]["trained_groups"] == 0
-    start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
-                  .abs().sum())
-    assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.parametrize(("what", "message"), [("sft", "netgpt sft trains in one process"),
+                                               ("ray", "Ray rollouts run from a single learner process")])
+def test_trainers_that_run_in_one_process_refuse_several(tmp_path, what, message):
+    assert all(message in (rank["error"] or "") for rank in _two_learners(tmp_path, what))
 
 
 def test_forks_of_a_later_draw_point_at_their_own_parents(tokenizer, registry, tmp_path):
