@@ -410,8 +410,9 @@ def sft_command(
     from netgpt.core.model import load_model
     from netgpt.eval.harness import environment_info
     from netgpt.protocol import AgentRegistry
-    from netgpt.sft import SFTConfig, build_dataset, train_sft, with_native_precision
+    from netgpt.sft import SFTConfig, build_dataset, refuse_several_processes, train_sft, with_native_precision
 
+    refuse_several_processes()  # before the model and the teacher's episodes are built
     cfg = with_native_precision(SFTConfig.load(config, teacher=teacher, n_tasks=n_tasks, out=out))
     model, tokenizer = load_model(cfg.model, device=cfg.device, status=lambda m: console.print(f"[dim]{m}"))
     with AgentRegistry.from_config(None) as registry:
@@ -461,10 +462,12 @@ def train_command(
             console.print(f"resumed at step {trainer.step} from {cfg.out}")
         elif resume:
             console.print(f"[yellow]no checkpoint in {cfg.out}: starting from step 0")
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        (cfg.out / "run.json").write_text(json.dumps({
-            "command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"), "resumed_at": trainer.step,
-            "environment": environment_info()}, indent=2))
+        main = trainer.accelerator.is_main_process
+        if main:
+            cfg.out.mkdir(parents=True, exist_ok=True)
+            (cfg.out / "run.json").write_text(json.dumps({
+                "command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"), "resumed_at": trainer.step,
+                "environment": environment_info()}, indent=2))
         with _progress() as progress:
             bar = progress.add_task("rl", total=cfg.steps, completed=trainer.step)
             trainer.train(progress=lambda row: progress.update(bar, advance=1, description=(
@@ -472,6 +475,8 @@ def train_command(
                 f"{row['step_s']:.0f}s/step")))
     finally:
         trainer.close()
+    if not main:
+        return
     rows = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines() if line]
     if rows:
         plot_training_curves(rows, cfg.out / "training_curves.png")

@@ -9,6 +9,7 @@ turns. Agent replies carry mask 0: they are external and stochastic, so imitatin
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import warnings
@@ -176,6 +177,15 @@ def with_native_precision(config: SFTConfig) -> SFTConfig:
     return config
 
 
+def refuse_several_processes() -> None:
+    """SFT trains in one process: under ``accelerate launch`` every process would train the same batches, and DDP's
+    gradient hooks never see ``masked_nll``, which calls the decoder directly. Read from the launcher's environment:
+    accelerate's process state, once made, could not take the run's own ``cpu`` setting any more."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("netgpt sft trains in one process; run it without accelerate launch (netgpt train is the "
+                         "data-parallel trainer)")
+
+
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None,
               resume: bool = False) -> list[dict]:
     """A compact training loop written against ``accelerate``; returns the per-step metrics.
@@ -186,10 +196,8 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     from accelerate import Accelerator
     from transformers import get_scheduler
 
+    refuse_several_processes()
     accelerator = Accelerator(cpu=config.device == "cpu")
-    if accelerator.num_processes > 1:  # every process would train the same batches (and DDP misses masked_nll)
-        raise ValueError("netgpt sft trains in one process; run it without accelerate launch (netgpt train is the "
-                         "data-parallel trainer)")
     config = with_native_precision(config)
     # torch.autocast rather than Accelerator(mixed_precision=...): accelerate's state is a process-wide singleton
     # that refuses a second setting, and masked_nll calls the decoder directly rather than through forward.

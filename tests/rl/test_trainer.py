@@ -245,18 +245,36 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
 
 
 def _two_learners(tmp_path, *args) -> list[dict]:
-    """``tests/rl/two_learners.py ARGS`` in two CPU processes; what each rank reported."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """``tests/rl/two_learners.py ARGS`` in two CPU processes; what each rank reported. A run that hangs is killed
+    with its whole process group (the workers too), and its output is shown."""
     script = os.path.join(os.path.dirname(__file__), "two_learners.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), script, str(tmp_path), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script,
+           str(tmp_path), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "CUDA_"))}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**env, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
+    try:
+        output, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"two learner processes still running after 240 s:\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_a_data_parallel_run_starts_alike_checkpoints_once_and_resumes(tmp_path):
+    """Two processes that build different random models train from the main process's weights, write one
+    metrics row and one set of rollouts per step, and a resumed trainer continues from the checkpoint: all ranks end
+    with the same weights."""
+    ranks = _two_learners(tmp_path, "train")
+    assert ranks[0]["trained"] == ranks[1]["trained"]
+    assert all(r["resumed_at"] == 2 for r in ranks) and ranks[0]["checksum"] == ranks[1]["checksum"]
+    out = tmp_path / "rl"
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+    episodes = Counter(json.loads(line)["step"] for line in (out / "rollouts.jsonl").read_text().splitlines())
+    assert episodes == {0: 2 * 4, 1: 2 * 4, 2: 2 * 4}  # the main process's slice, once
+    assert [c.name for c in list_checkpoints(out)][-1] == "checkpoint-000003"
 
 
 @pytest.mark.parametrize(("what", "message"), [("sft", "netgpt sft trains in one process"),

@@ -1,21 +1,30 @@
-"""Run by ``test_trainer.py`` under ``torch.distributed.run`` with two CPU processes (gloo).
+"""Run by ``test_trainer.py`` under ``torch.distributed.run`` with two CPU processes (gloo); each rank writes what it
+saw to ``<out>/rank<N>.json``.
 
-``step SETTINGS``: one RL step in which only rank 0 has a group with a reward spread; each rank writes its step row
-and a checksum of its weights to ``<out>/rank<N>.json`` (a rank that skipped the gradient all-reduce would leave rank
-0 waiting in it forever). ``sft`` / ``ray``: a trainer that runs in one process only; each rank writes the error it
-gets to ``<out>/rank<N>.json``."""
+``step SETTINGS``: one RL step in which only rank 0 has a group with a reward spread (a rank that skipped the
+gradient all-reduce would leave rank 0 waiting in it forever): the step row and a checksum of the weights.
+``train``: two steps with a checkpoint each, then a resumed trainer's third step: the weights' checksums.
+``sft`` / ``ray``: a trainer that runs in one process only: the error it raises."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from test_trainer import _config, _peaked_tiny_model, odd_token_share
 
 from netgpt.core.model import load_tokenizer, tiny_model
 from netgpt.rl.trainer import RLTrainer
 from netgpt.sft import SFTConfig, train_sft
+
+# from the launcher: accelerate's process state, made here before the trainer's Accelerator(cpu=True), would not be
+# distributed
+RANK = int(os.environ["RANK"])
+
+
+def checksum(model) -> float:
+    return float(torch.cat([p.detach().flatten().double() for p in model.parameters()]).abs().sum())
 
 
 def one_step(out: Path, settings: dict) -> dict:
@@ -23,9 +32,22 @@ def one_step(out: Path, settings: dict) -> dict:
     trainer = RLTrainer(_config(out, steps=1, save_steps=100, **settings), _peaked_tiny_model(tokenizer), tokenizer)
     trainer.reward_fn = odd_token_share if trainer.accelerator.process_index == 0 else (lambda result: 1.0)
     row = trainer.train_step()
-    weights = torch.cat([p.detach().flatten().double() for p in trainer.model.parameters()])
     trainer.close()
-    return {"row": row, "checksum": float(weights.abs().sum()), "processes": trainer.accelerator.num_processes}
+    return {"row": row, "checksum": checksum(trainer.model), "processes": trainer.accelerator.num_processes}
+
+
+def train_and_resume(out: Path) -> dict:
+    tokenizer = load_tokenizer()
+    # each rank builds a different random model: the run must start all of them from rank 0's
+    first = RLTrainer(_config(out, steps=2), tiny_model(tokenizer, seed=RANK), tokenizer, reward_fn=odd_token_share)
+    first.train()
+    first.close()
+    trained = checksum(first.model)
+    second = RLTrainer(_config(out, steps=3), tiny_model(tokenizer, seed=7), tokenizer, reward_fn=odd_token_share)
+    resumed = second.resume()
+    second.train()
+    second.close()
+    return {"trained": trained, "resumed_at": 2 if resumed else None, "checksum": checksum(second.model)}
 
 
 def refused(out: Path, what: str) -> dict:
@@ -42,5 +64,10 @@ def refused(out: Path, what: str) -> dict:
 
 if __name__ == "__main__":
     out, what = Path(sys.argv[1]), sys.argv[2]
-    result = one_step(out, json.loads(sys.argv[3])) if what == "step" else refused(out, what)
-    (out / f"rank{PartialState().process_index}.json").write_text(json.dumps(result))
+    if what == "step":
+        result = one_step(out, json.loads(sys.argv[3]))
+    elif what == "train":
+        result = train_and_resume(out)
+    else:
+        result = refused(out, what)
+    (out / f"rank{RANK}.json").write_text(json.dumps(result))

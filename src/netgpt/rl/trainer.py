@@ -68,6 +68,9 @@ class RLTrainer:
         self.config = config
         self.reward_fn = reward_fn
         self.accelerator = Accelerator(cpu=config.device == "cpu")
+        if config.rollout.backend == "ray" and self.accelerator.num_processes > 1:
+            raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
+                             "without accelerate launch (its workers are the parallel part)")
         torch.manual_seed(config.seed)
         if model is None:
             model, tokenizer = load_model(config.model, device=str(self.accelerator.device), dtype=config.dtype,
@@ -81,6 +84,7 @@ class RLTrainer:
         # the model is not wrapped in DDP: the loss calls its decoder directly (shared prompt KV cache), which DDP's
         # gradient hooks never see; gradients are averaged over processes by `_average_gradients` instead
         self.model = model.to(self.accelerator.device)
+        self._broadcast_weights()
         self.optimizer = self.accelerator.prepare(torch.optim.AdamW(params, lr=config.learning_rate))
         self._owns_registry = registry is None
         self.registry = registry or AgentRegistry.from_config(
@@ -95,9 +99,6 @@ class RLTrainer:
         self.anchor = self._anchor_traces() if config.sft_coef > 0 else []
         self.pool, self._owns_ray = None, False
         if config.rollout.backend == "ray":
-            if self.accelerator.num_processes > 1:
-                raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
-                                 "without accelerate launch (its workers are the parallel part)")
             self._start_pool()
 
     def _start_pool(self) -> None:
@@ -254,6 +255,17 @@ class RLTrainer:
             row["sft_nll"] = statistics.fmean(anchor_nll)
         return row | parts
 
+    def _broadcast_weights(self) -> None:
+        """Start every process of a data-parallel run from the main process's weights (DDP did this when it wrapped
+        the model): a LoRA adapter or a model built in memory need not be initialised alike everywhere."""
+        if self.accelerator.num_processes == 1:
+            return
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for param in self.model.parameters():
+                dist.broadcast(param.data, src=0)
+
     def _any_process_has_work(self, local: bool) -> bool:
         """Whether any process of the run has a group or an anchor batch to train this step. All of them then take
         the optimiser step together (one with nothing to train contributes zero gradients); none does otherwise."""
@@ -271,9 +283,13 @@ class RLTrainer:
         take the same optimiser step and none waits forever for another."""
         if self.accelerator.num_processes == 1:
             return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        for param, grad in zip(params, self.accelerator.reduce(grads, reduction="mean")):
-            param.grad = grad
+        import torch.distributed as dist
+
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            dist.all_reduce(param.grad)  # in place: no second copy of the gradients
+            param.grad.div_(self.accelerator.num_processes)
 
     def _anchor_loss(self) -> torch.Tensor:
         """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
@@ -351,44 +367,52 @@ class RLTrainer:
         before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
         ensure_same_run(self.out, saved, before, _recipe(self.config))
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
-        for path in (self.metrics_path, self.rollouts_path):  # rows logged after the checkpoint are redone
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows_before(path, self.step)))
+        if self.accelerator.is_main_process:  # rows logged after the checkpoint are redone
+            for path in (self.metrics_path, self.rollouts_path):
+                path.write_text("".join(json.dumps(row) + "\n" for row in rows_before(path, self.step)))
         return True
 
     def train(self, progress: Callable[[dict], None] = lambda row: None) -> list[dict]:
+        """Steps until ``steps``; the main process alone writes the run directory (metrics, rollouts, TensorBoard,
+        checkpoints), the others wait for it where they would otherwise read what it is writing."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.step == 0:  # a fresh run: another run's checkpoints or metric rows must not leak into it
-            remove_checkpoints(self.out)
-            self.metrics_path.unlink(missing_ok=True)
-            self.rollouts_path.unlink(missing_ok=True)
-        (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         main = self.accelerator.is_main_process
+        self.accelerator.wait_for_everyone()  # every process has read config.json and the checkpoint (resume)
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.step == 0:  # a fresh run: another run's checkpoints or metric rows must not leak into it
+                remove_checkpoints(self.out)
+                self.metrics_path.unlink(missing_ok=True)
+                self.rollouts_path.unlink(missing_ok=True)
+            (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
         writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step) if main else None
         rows = []
         try:
-            with open(self.metrics_path, "a") as log, open(self.rollouts_path, "a") as episodes:
-                while self.step < self.config.steps:
-                    row = self.train_step()
-                    rows.append(row)
-                    if main:
-                        log.write(json.dumps(row) + "\n")
-                        log.flush()
-                        episodes.write("".join(json.dumps(e) + "\n" for e in self.episodes))
-                        episodes.flush()
-                        for key, value in row.items():
-                            if key != "step":
-                                writer.add_scalar(key, value, row["step"])
-                        if self.step % self.config.save_steps == 0 or self.step == self.config.steps:
-                            save_checkpoint(self.out, self.step, self.accelerator.unwrap_model(self.model),
-                                            self.optimizer, self.tokenizer, self.config.export_model,
-                                            self.config.keep_checkpoints)
-                    progress(row)
+            while self.step < self.config.steps:
+                row = self.train_step()
+                rows.append(row)
+                if main:
+                    self._record(row, writer)
+                progress(row)
         finally:
             if writer:
                 writer.close()
+        self.accelerator.wait_for_everyone()  # the last checkpoint is complete when train returns, on every process
         return rows
+
+    def _record(self, row: dict, writer) -> None:
+        """Append the step's row and rollouts to the logs, and checkpoint when it is time."""
+        with open(self.metrics_path, "a") as log:
+            log.write(json.dumps(row) + "\n")
+        with open(self.rollouts_path, "a") as episodes:
+            episodes.write("".join(json.dumps(e) + "\n" for e in self.episodes))
+        for key, value in row.items():
+            if key != "step":
+                writer.add_scalar(key, value, row["step"])
+        if self.step % self.config.save_steps == 0 or self.step == self.config.steps:
+            save_checkpoint(self.out, self.step, self.accelerator.unwrap_model(self.model), self.optimizer,
+                            self.tokenizer, self.config.export_model, self.config.keep_checkpoints)
 
     def close(self) -> None:
         if self.pool is not None:
