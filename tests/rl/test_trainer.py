@@ -169,6 +169,21 @@ def test_the_sft_anchor_trains_when_no_group_has_a_signal(tokenizer, registry, t
     assert end < 0.9 * start
 
 
+def test_the_anchor_imitates_the_teacher_the_sft_start_was_trained_on(tokenizer, registry, tmp_path):
+    """An RL run from SFT(teacher) anchors on the `always` teacher's right episodes, not the oracle's: the two
+    differ (the oracle answers observation lookups from the cached report, `always` calls; `always` never retries)."""
+    from netgpt.sft import SFTConfig, build_dataset
+
+    anchors = {}
+    for teacher in ("oracle", "always"):
+        config = _config(tmp_path / teacher, sft_coef=0.1, sft_n_tasks=24, sft_teacher=teacher)
+        trainer = RLTrainer(config, tiny_model(tokenizer, seed=0), tokenizer, registry)
+        expected = build_dataset(SFTConfig(teacher=teacher, n_tasks=24, seed=0), registry, tokenizer)
+        anchors[teacher] = [t.completion_ids for t in trainer.anchor]
+        assert anchors[teacher] == [t.completion_ids for t in expected]
+    assert anchors["oracle"] != anchors["always"]
+
+
 def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grpo(tokenizer, registry, tmp_path):
     """The first iteration's two parts, before clipping: the policy part of an anchored run is the whole gradient of
     the same step without the anchor (same seed, same rollouts)."""

@@ -84,10 +84,12 @@ class RLConfig(BaseModel):
     top_entropy_quantile: float = Field(1.0, gt=0, le=1, description="train only the top-ρ highest-entropy core "
                                                                      "tokens (entropy-guided, part b); 1 = all")
     num_iterations: int = Field(1, ge=1, description="optimisation passes over each batch of rollouts (μ)")
-    sft_coef: float = Field(0.0, ge=0, description="weight of an SFT loss on oracle traces added to every update "
-                                                   "(InstructGPT's PPO-ptx); 0 = off")
-    sft_batch_size: int = Field(4, ge=1, description="oracle traces in each update's SFT term")
-    sft_n_tasks: int = Field(400, ge=1, description="training-stream tasks (SFT's seed 0) the oracle runs once to "
+    sft_coef: float = Field(0.0, ge=0, description="weight of an SFT loss on the teacher's traces added to every "
+                                                   "update (InstructGPT's PPO-ptx); 0 = off")
+    sft_teacher: Literal["oracle", "always"] = Field("oracle", description="the scripted policy whose right episodes "
+                                                     "the SFT term imitates: set it as the SFT start was trained")
+    sft_batch_size: int = Field(4, ge=1, description="teacher traces in each update's SFT term")
+    sft_n_tasks: int = Field(400, ge=1, description="training-stream tasks (SFT's seed 0) the teacher runs once to "
                                                     "build the SFT term's traces")
     sft_state_steps: bool = Field(False, description="the SFT term's traces state their steps (SFTConfig.state_steps): "
                                                      "set it as the SFT start was trained")

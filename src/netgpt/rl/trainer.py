@@ -9,7 +9,7 @@ One step::
     → group_relative_advantages                         ── advantages.py (rows per episode → rollouts.jsonl)
       (→ dynamic_sampling_filter)
     → group_token_logprobs + masked_policy_loss         ── loss.py (masked loss), ``num_iterations`` passes
-      (+ ``sft_coef`` × masked NLL of oracle traces)     ── optional anchor, see ``_anchor_loss``
+      (+ ``sft_coef`` × masked NLL of teacher traces)    ── optional anchor, see ``_anchor_loss``
     → clip, optimiser step; metrics; checkpoint every ``save_steps``
 """
 
@@ -123,10 +123,10 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ data
     def _anchor_traces(self) -> list:
-        """The oracle's right episodes on the SFT warm-up's tasks, laid out as SFT trains on them."""
+        """The SFT teacher's right episodes on the SFT warm-up's tasks, laid out as SFT trains on them."""
         from netgpt.sft import SFTConfig, build_dataset
 
-        teacher = SFTConfig(teacher="oracle", n_tasks=self.config.sft_n_tasks, seed=0,
+        teacher = SFTConfig(teacher=self.config.sft_teacher, n_tasks=self.config.sft_n_tasks, seed=0,
                             state_steps=self.config.sft_state_steps)
         return build_dataset(teacher, self.registry, self.tokenizer)
 
@@ -292,12 +292,12 @@ class RLTrainer:
             param.grad.div_(self.accelerator.num_processes)
 
     def _anchor_loss(self) -> torch.Tensor:
-        """Masked NLL of this step's batch of oracle traces (the traces are cycled through in order).
+        """Masked NLL of this step's batch of teacher traces (the traces are cycled through in order).
 
         Why: a group whose rollouts all score the same has zero advantage, so GRPO never reinforces what the core
         already does right. An update elsewhere can then move a shared low-margin token unopposed (our reading of
         RL writing ``"los": false`` on LOS tasks its start got right; docs/rl.md). Like PPO-ptx, this term keeps the
-        policy's likelihood of the oracle's behaviour up on every step, with the same loss mask as SFT (agent
+        policy's likelihood of its SFT teacher's behaviour up on every step, with the same loss mask as SFT (agent
         replies are never targets)."""
         from netgpt.sft import collate, masked_nll
 
