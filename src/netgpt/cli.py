@@ -74,6 +74,21 @@ def tasks_build(out: Annotated[Path, typer.Option(help="directory for dev/test/o
     console.print(f"wrote {', '.join(m.file for m in manifests)} and {path}")
 
 
+def _load_config(load, path: Path, option: str = "--config", **overrides):
+    """``load(path, **overrides)`` (a config class's ``load``), with what is wrong in the file or an override said as
+    a usage error (exit 2) rather than a traceback: a bad value, an unknown setting, a broken ``extends:``."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        return load(path, **overrides)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in err.errors())
+        raise typer.BadParameter(f"{path}: {problems}", param_hint=option) from None
+    except (ValueError, yaml.YAMLError) as err:
+        raise typer.BadParameter(str(err), param_hint=option) from None
+
+
 def _file_argument(path: Path) -> Path:
     if not path.is_file():
         raise typer.BadParameter(f"no such file: {path}")
@@ -301,7 +316,7 @@ def eval_command(
 
     check_policy_name(policy)
     tasks = load_tasks(_split_path(split))[:limit]
-    fault_config = FaultConfig.load(faults) if faults else builtin_faults()
+    fault_config = _load_config(FaultConfig.load, faults, "--faults") if faults else builtin_faults()
     fault_config = fault_config.model_copy(update={"seed": seed})
     config = EpisodeConfig(max_turns=max_turns)
     name = _checkpoint_name(Path(policy)) if Path(policy).is_dir() else policy
@@ -413,7 +428,7 @@ def sft_command(
     from netgpt.sft import SFTConfig, build_dataset, refuse_several_processes, train_sft, with_native_precision
 
     refuse_several_processes()  # before the model and the teacher's episodes are built
-    cfg = with_native_precision(SFTConfig.load(config, teacher=teacher, n_tasks=n_tasks, out=out))
+    cfg = with_native_precision(_load_config(SFTConfig.load, config, teacher=teacher, n_tasks=n_tasks, out=out))
     model, tokenizer = load_model(cfg.model, device=cfg.device, status=lambda m: console.print(f"[dim]{m}"))
     with AgentRegistry.from_config(None) as registry:
         with console.status(f"running the {cfg.teacher} teacher on {cfg.n_tasks} training tasks"):
@@ -439,6 +454,9 @@ def train_command(
     out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="total steps (overrides the config)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed (overrides the config)")] = None,
+    sft_teacher: Annotated[str | None, typer.Option(
+        help="oracle | always: whose traces the SFT anchor imitates, as the starting model was trained (overrides "
+             "the config)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
     backend: Annotated[Backend | None, typer.Option(help="local | ray: where rollouts run (overrides the config)")] = (
@@ -452,7 +470,8 @@ def train_command(
     from netgpt.rl.config import RLConfig
     from netgpt.rl.trainer import RLTrainer, plot_training_curves
 
-    cfg = RLConfig.load(config, model=model, out=out, steps=steps, seed=seed, device=device, dtype=dtype)
+    cfg = _load_config(RLConfig.load, config, model=model, out=out, steps=steps, seed=seed, device=device,
+                       dtype=dtype, sft_teacher=sft_teacher)
     rollout = {"backend": backend.value if backend else None, "workers": rollout_workers, "address": ray_address}
     cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
         update={k: v for k, v in rollout.items() if v is not None})})
@@ -494,7 +513,7 @@ def bench_command(
     """The headline benchmark: baselines, SFT(teacher), SFT(oracle), RL seeds; finished stages are skipped."""
     from netgpt.eval.bench import BenchConfig, needed, plan, run_stages, summarise
 
-    cfg = BenchConfig.load(config)
+    cfg = _load_config(BenchConfig.load, config)
     stages = plan(cfg)
     if dry_run:
         todo = needed(stages)

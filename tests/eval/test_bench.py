@@ -29,6 +29,11 @@ def test_plan_orders_stages_by_dependency(tmp_path):
     train = next(s for s in plan(cfg) if s.name == "rl seed 1").command
     assert train[train.index("--model") + 1] == str(cfg.runs / "sft_oracle" / "model")
     assert "--resume" in train and train[train.index("--seed") + 1] == "1"
+    assert train[train.index("--sft-teacher") + 1] == "oracle"  # the anchor imitates the start's own teacher
+    from_teacher = next(s for s in plan(_config(tmp_path, rl={"config": str(tmp_path / "rl.yaml"), "seeds": [0],
+                                                               "init": "sft_teacher"})) if s.name == "rl seed 0")
+    assert from_teacher.command[from_teacher.command.index("--sft-teacher") + 1] == "always"
+    assert from_teacher.command[from_teacher.command.index("--model") + 1] == str(cfg.runs / "sft_teacher" / "model")
     evaluate = next(s for s in plan(cfg) if s.name == "eval rl-s1 on dev").command
     assert evaluate[evaluate.index("--policy") + 1].endswith("rl-s1/checkpoint-000007/model")
     assert evaluate[evaluate.index("--limit") + 1] == "24"

@@ -162,6 +162,9 @@ def plan(config: BenchConfig) -> list[Stage]:
         trained[name] = run / "model"
         evaluate(name, run / "model", llm, *((first, trained_later) if headline else (later, later)))
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
+    # the anchor imitates the teacher the starting SFT model learned from (RL from base keeps its config's)
+    init += {"sft_oracle": ["--sft-teacher", "oracle"], "sft_teacher": ["--sft-teacher", "always"]}.get(
+        config.rl.init, [])
     init_output = [] if config.rl.init == "base" else [trained[config.rl.init] / "model.safetensors"]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"
