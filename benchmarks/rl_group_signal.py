@@ -26,12 +26,12 @@ COUNTS = ("groups", "spread", "rollouts", "right")
 
 def family_signal(rollouts: Path) -> dict[str, dict[str, int]]:
     """Per family: ``groups``, ``spread`` (groups whose rollouts differ in quality), ``rollouts`` and ``right``."""
-    groups: dict[tuple[int, int], list[float]] = defaultdict(list)
-    families: dict[tuple[int, int], str] = {}
+    groups: dict[tuple[int, int, int], list[float]] = defaultdict(list)
+    families: dict[tuple[int, int, int], str] = {}
     with rollouts.open() as f:
         for line in f:
             r = json.loads(line)
-            key = (r["step"], r["group"])
+            key = (r["step"], r.get("process", 0), r["group"])  # group numbers are per process; older logs have one
             groups[key].append(r["reward_terms"]["quality"])
             families[key] = r["family"]
     out: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))

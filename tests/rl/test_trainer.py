@@ -250,10 +250,16 @@ def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(t
 def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, tmp_path, settings):
     """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train and no
     anchor, yet it must take part in the gradient all-reduce (else rank 0 waits in it forever) and take the same
-    optimiser step: both end the step with the same weights, moved from the start."""
+    optimiser step: both end the step with the same weights, moved from the start. The step's metrics row and
+    rollout records cover both processes, the same on each."""
     ranks = _two_learners(tmp_path, "step", json.dumps(settings))
     assert all(r["processes"] == 2 for r in ranks)
-    assert ranks[0]["row"]["trained_groups"] > 0 and ranks[1]["row"]["trained_groups"] == 0
+    row, advantages = ranks[0]["row"], ranks[0]["advantages"]
+    assert ranks[1]["row"] == row and ranks[1]["advantages"] == advantages
+    assert row["step"] == 0 and row["rollouts"] == 2 * 2 * 4 and row["groups"] == 2 * 2
+    assert 0 < row["trained_groups"] <= 2  # rank 0's groups only
+    assert len(advantages["0"]) == len(advantages["1"]) == 2 * 4
+    assert any(a != 0 for a in advantages["0"]) and not any(advantages["1"])
     start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
                   .abs().sum())
     assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
@@ -280,15 +286,17 @@ def _two_learners(tmp_path, *args) -> list[dict]:
 
 def test_a_data_parallel_run_starts_alike_checkpoints_once_and_resumes(tmp_path):
     """Two processes that build different random models train from the main process's weights, write one
-    metrics row and one set of rollouts per step, and a resumed trainer continues from the checkpoint: all ranks end
-    with the same weights."""
+    metrics row and one set of rollouts per step (both processes' episodes), and a resumed trainer continues from the
+    checkpoint: all ranks end with the same weights."""
     ranks = _two_learners(tmp_path, "train")
     assert ranks[0]["trained"] == ranks[1]["trained"]
     assert all(r["resumed_at"] == 2 for r in ranks) and ranks[0]["checksum"] == ranks[1]["checksum"]
     out = tmp_path / "rl"
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
-    episodes = Counter(json.loads(line)["step"] for line in (out / "rollouts.jsonl").read_text().splitlines())
-    assert episodes == {0: 2 * 4, 1: 2 * 4, 2: 2 * 4}  # the main process's slice, once
+    records = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert Counter((r["step"], r["process"]) for r in records) == {(s, p): 2 * 4 for s in range(3) for p in (0, 1)}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["rollouts"] == 2 * 2 * 4 for row in rows)  # every process's episodes, written once
     assert [c.name for c in list_checkpoints(out)][-1] == "checkpoint-000003"
 
 

@@ -2,7 +2,8 @@
 saw to ``<out>/rank<N>.json``.
 
 ``step SETTINGS``: one RL step in which only rank 0 has a group with a reward spread (a rank that skipped the
-gradient all-reduce would leave rank 0 waiting in it forever): the step row and a checksum of the weights.
+gradient all-reduce would leave rank 0 waiting in it forever): the step row, each process's advantages in the step's
+rollout records and a checksum of the weights.
 ``train``: two steps with a checkpoint each, then a resumed trainer's third step: the weights' checksums.
 ``sft`` / ``ray``: a trainer that runs in one process only: the error it raises."""
 
@@ -33,7 +34,11 @@ def one_step(out: Path, settings: dict) -> dict:
     trainer.reward_fn = odd_token_share if trainer.accelerator.process_index == 0 else (lambda result: 1.0)
     row = trainer.train_step()
     trainer.close()
-    return {"row": row, "checksum": checksum(trainer.model), "processes": trainer.accelerator.num_processes}
+    advantages = {}
+    for episode in trainer.episodes:
+        advantages.setdefault(episode["process"], []).append(episode["advantage"])
+    return {"row": row, "checksum": checksum(trainer.model), "processes": trainer.accelerator.num_processes,
+            "advantages": advantages}
 
 
 def train_and_resume(out: Path) -> dict:

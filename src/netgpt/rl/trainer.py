@@ -48,6 +48,11 @@ RewardFn = Callable[[EpisodeResult], float]
 # Dynamic sampling's extra draws read a region of the training stream that no step's first batch reaches, so a step's
 # first batch is the same with sampling on or off.
 EXTRA_DRAWS_START = 1 << 32
+# How a data-parallel step's metrics combine over its processes (`RLTrainer._whole_run`); the rest are averaged.
+SUMMED_METRICS = ("rollouts", "groups", "spread_groups", "trained_groups", "branch_eligible", "branch_fired",
+                  "branch_taken")
+SLOWEST_METRICS = ("draws", "rollout_s", "update_s", "step_s")
+PER_GROUP_METRICS = ("entropy", "kl", "clip_fraction", "policy_token_fraction")  # over the groups a process trained
 
 
 def total_reward(result: EpisodeResult) -> float:
@@ -352,9 +357,35 @@ class RLTrainer:
         row = {"step": self.step, **_episode_metrics(first_batch), "rollouts": len(rollouts), **sampling, **groups,
                **update, "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
                "step_s": time.perf_counter() - start}
-        self.episodes = rollout_records(self.step, tasks, rollouts, rewards, advantages)
+        records = rollout_records(self.step, tasks, rollouts, rewards, advantages, self.accelerator.process_index)
+        row, self.episodes = self._whole_run(row, first_batch, records)
         self.step += 1
         return row
+
+    def _whole_run(self, row: dict, first_batch: list[Rollout], records: list[dict]) -> tuple[dict, list[dict]]:
+        """The step as the whole data-parallel run took it (one process's step as is): every process's rollout
+        records, and one metrics row over all of them: episode metrics over every process's first batch, counts
+        summed, times of the slowest process, and the update's statistics averaged over the processes that trained
+        (weighted by their groups).
+
+        Why: each process rolls out and trains its own slice of the tasks; a row from the main process alone would
+        describe 1/N of the step, and its rollouts.jsonl would hide what the other processes' groups did."""
+        if self.accelerator.num_processes == 1:
+            return row, records
+        from accelerate.utils import gather_object
+
+        rows = gather_object([row])
+        keys = dict.fromkeys(key for r in rows for key in r)
+        merged = {key: statistics.fmean(r[key] for r in rows if key in r) for key in keys} | {"step": row["step"]}
+        merged |= {key: sum(r[key] for r in rows) for key in SUMMED_METRICS}
+        merged |= {key: max(r[key] for r in rows) for key in SLOWEST_METRICS}
+        trained = sum(r["trained_groups"] for r in rows)
+        merged |= {key: sum(r[key] * r["trained_groups"] for r in rows) / trained if trained else 0.0
+                   for key in PER_GROUP_METRICS}
+        episodes = _episode_metrics(gather_object(first_batch))
+        merged |= {key: value for key, value in episodes.items() if key != "rollouts"}
+        merged["branching_rate"] = BranchStats(eligible=merged["branch_eligible"], fired=merged["branch_fired"]).rate
+        return merged, gather_object(records)
 
     # ------------------------------------------------------------------ the run
     def resume(self) -> bool:
@@ -427,10 +458,11 @@ class RLTrainer:
 
 
 def rollout_records(step: int, tasks: list[Task], rollouts: list[Rollout], rewards: list[float],
-                    advantages: torch.Tensor) -> list[dict]:
+                    advantages: torch.Tensor, process: int = 0) -> list[dict]:
     """One row per episode of a step (``rollouts.jsonl``): the question, what the core wrote and called each turn,
     the agents' replies, the reward terms (``reward_terms``), the scalar ``reward`` and the ``advantage`` it was
-    trained with.
+    trained with. ``process`` is the data-parallel process that ran it (0 in one process): ``group`` and ``parent``
+    number that process's rollouts.
 
     Why: the step metrics say that the score moved, these rows say what the policy changed. A flip of one argument
     (``"los": false``), a reply misread, or a group with no signal shows up here, not in the means."""
@@ -438,7 +470,8 @@ def rollout_records(step: int, tasks: list[Task], rollouts: list[Rollout], rewar
     records = []
     for r, reward, advantage in zip(rollouts, rewards, advantages):
         episode = r.result.model_dump(mode="json", exclude={"trajectory"})
-        records.append({"step": step, "group": r.group, "parent": r.parent, "fork_turn": r.fork_turn,
+        records.append({"step": step, "process": process, "group": r.group, "parent": r.parent,
+                        "fork_turn": r.fork_turn,
                         "question": questions.get(r.result.task_id), "reward": reward, "advantage": float(advantage),
                         "reward_terms": episode.pop("reward"), **episode})
     return records
