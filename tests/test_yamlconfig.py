@@ -81,17 +81,20 @@ def test_every_shipped_run_config_loads(path):
 
 @pytest.mark.parametrize(("command", "text", "message"), [
     (["train"], "steps: 0\n", "steps: Input should be greater than or equal to 1"),
-    (["train", "--sft-teacher", "teacher"], "steps: 2\n", "sft_teacher: Input should be 'oracle' or 'always'"),
+    (["train"], "sft_teacher: teacher\n", "sft_teacher: Input should be 'oracle' or 'always'"),
+    (["train", "--sft-teacher", "teacher"], "steps: 2\n", "'teacher' is not one of 'always', 'oracle'"),
     (["sft"], "n_task: 800\n", "n_task: Extra inputs are not permitted"),
     (["bench"], "extends: missing.yaml\n", "names no file"),
     (["train"], "steps: [1\n", "while parsing a flow sequence"),
-    (["eval", "--policy", "oracle", "--split", "dev", "--faults"], "seed: -1\n", "seed: Input should be greater")])
+    (["eval", "--policy", "oracle", "--split", "dev", "--faults"], "seed: -1\n", "seed: Input should be greater"),
+    (["eval", "--policy", "oracle", "--split", "dev", "--faults"], None, "does not exist")])
 def test_the_cli_says_what_is_wrong_in_a_config_instead_of_a_traceback(tmp_path, command, text, message):
     from typer.testing import CliRunner
 
     from netgpt.cli import app
 
-    (tmp_path / "bad.yaml").write_text(text)
+    if text is not None:
+        (tmp_path / "bad.yaml").write_text(text)
     option = [] if command[-1] == "--faults" else ["--config"]
     result = CliRunner().invoke(app, [*command, *option, str(tmp_path / "bad.yaml")], env={"COLUMNS": "400"})
     said = " ".join(result.output.replace("│", " ").split())

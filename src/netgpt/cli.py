@@ -85,7 +85,7 @@ def _load_config(load, path: Path, option: str = "--config", **overrides):
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in err.errors())
         raise typer.BadParameter(f"{path}: {problems}", param_hint=option) from None
-    except (ValueError, yaml.YAMLError) as err:
+    except (ValueError, OSError, yaml.YAMLError) as err:
         raise typer.BadParameter(str(err), param_hint=option) from None
 
 
@@ -269,6 +269,11 @@ def build_policy(policy: str, registry, model: str | None, device: str, dtype: s
                      tools=policy != "never")
 
 
+class Teacher(StrEnum):
+    ALWAYS = "always"
+    ORACLE = "oracle"
+
+
 class Backend(StrEnum):
     LOCAL = "local"
     PROCESSES = "processes"
@@ -281,7 +286,8 @@ def eval_command(
     split: Annotated[str, typer.Option(help="dev | test | ood | path to a JSONL task file")] = "dev",
     limit: Annotated[int | None, typer.Option(min=1, help="first N tasks only")] = None,
     model: Annotated[str | None, typer.Option(help="transformers model id or path (default: SmolLM2-135M)")] = None,
-    faults: Annotated[Path | None, typer.Option(help="fault model YAML (default: configs/faults.yaml values)")] = None,
+    faults: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                help="fault model YAML (default: configs/faults.yaml values)")] = None,
     agents: Annotated[Path | None, typer.Option(help="agents YAML (default: built-in agents in-process)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the fault model and of the random policy")] = 0,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/<policy>-<split>)")] = None,
@@ -416,7 +422,7 @@ def _evaluate_on_backend(tasks, tick, backend: Backend, policy: str, model: str 
 def sft_command(
     config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="SFT YAML (configs/sft-cpu.yaml)")] = Path(
         "configs/sft-cpu.yaml"),
-    teacher: Annotated[str | None, typer.Option(help="always | oracle (overrides the config)")] = None,
+    teacher: Annotated[Teacher | None, typer.Option(help="the scripted teacher (overrides the config)")] = None,
     n_tasks: Annotated[int | None, typer.Option(min=1, help="teacher episodes (overrides the config)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the newest checkpoint in the run directory")] = False,
@@ -428,7 +434,8 @@ def sft_command(
     from netgpt.sft import SFTConfig, build_dataset, refuse_several_processes, train_sft, with_native_precision
 
     refuse_several_processes()  # before the model and the teacher's episodes are built
-    cfg = with_native_precision(_load_config(SFTConfig.load, config, teacher=teacher, n_tasks=n_tasks, out=out))
+    cfg = _load_config(SFTConfig.load, config, teacher=teacher and teacher.value, n_tasks=n_tasks, out=out)
+    cfg = with_native_precision(cfg)
     model, tokenizer = load_model(cfg.model, device=cfg.device, status=lambda m: console.print(f"[dim]{m}"))
     with AgentRegistry.from_config(None) as registry:
         with console.status(f"running the {cfg.teacher} teacher on {cfg.n_tasks} training tasks"):
@@ -454,9 +461,8 @@ def train_command(
     out: Annotated[Path | None, typer.Option(help="run directory (overrides the config)")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="total steps (overrides the config)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed (overrides the config)")] = None,
-    sft_teacher: Annotated[str | None, typer.Option(
-        help="oracle | always: whose traces the SFT anchor imitates, as the starting model was trained (overrides "
-             "the config)")] = None,
+    sft_teacher: Annotated[Teacher | None, typer.Option(
+        help="whose traces the SFT anchor imitates, as the starting model was trained (overrides the config)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
     backend: Annotated[Backend | None, typer.Option(help="local | ray: where rollouts run (overrides the config)")] = (
@@ -471,7 +477,7 @@ def train_command(
     from netgpt.rl.trainer import RLTrainer, plot_training_curves
 
     cfg = _load_config(RLConfig.load, config, model=model, out=out, steps=steps, seed=seed, device=device,
-                       dtype=dtype, sft_teacher=sft_teacher)
+                       dtype=dtype, sft_teacher=sft_teacher and sft_teacher.value)
     rollout = {"backend": backend.value if backend else None, "workers": rollout_workers, "address": ray_address}
     cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
         update={k: v for k, v in rollout.items() if v is not None})})

@@ -184,6 +184,19 @@ def test_the_anchor_imitates_the_teacher_the_sft_start_was_trained_on(tokenizer,
     assert anchors["oracle"] != anchors["always"]
 
 
+def test_an_anchor_with_no_traces_is_refused(tokenizer, tmp_path):
+    """sft_coef > 0 and a teacher that gets none of its tasks right (here: no agent answers its calls) must not
+    quietly train without the anchor."""
+    from netgpt.protocol import AgentRegistry
+    from netgpt.protocol.config import builtin_faults
+
+    no_agents = AgentRegistry(builtin_faults())
+    with pytest.raises(ValueError, match="none of the first 2 training tasks right: no traces for the SFT anchor"):
+        RLTrainer(_config(tmp_path, sft_coef=0.1, sft_n_tasks=2, sft_teacher="always"), tiny_model(tokenizer),
+                  tokenizer, no_agents)
+    no_agents.close()
+
+
 def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grpo(tokenizer, registry, tmp_path):
     """The first iteration's two parts, before clipping: the policy part of an anchored run is the whole gradient of
     the same step without the anchor (same seed, same rollouts)."""
@@ -260,9 +273,40 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
     assert 0 < row["trained_groups"] <= 2  # rank 0's groups only
     assert len(advantages["0"]) == len(advantages["1"]) == 2 * 4
     assert any(a != 0 for a in advantages["0"]) and not any(advantages["1"])
+    assert row["score"] == pytest.approx(statistics.fmean(ranks[0]["totals"]))  # both ranks' episodes
+    assert len(ranks[0]["totals"]) == 2 * 2 * 4
     start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
                   .abs().sum())
     assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+
+
+def test_a_data_parallel_step_is_logged_as_one_row_over_its_processes():
+    """Rank 0 trained two groups, rank 1 none: counts add up, draws and times are the busiest process's, the
+    update's statistics are those of what was trained (not diluted by rank 1's zeros), the episode metrics are the
+    ones computed over both ranks' episodes, loss and gradient norm are averaged."""
+    from netgpt.rl.trainer import merge_process_rows
+
+    common = {"step": 3, "groups": 2, "branch_taken": 1, "grad_norm": 0.7, "score": 0.9, "generated_tokens": 40}
+    rows = [common | {"rollouts": 8, "spread_groups": 1, "trained_groups": 2, "core_tokens": 30, "branch_eligible": 4,
+                      "branch_fired": 1, "branching_rate": 0.25, "draws": 1, "rollout_s": 10.0, "update_s": 2.0,
+                      "step_s": 12.0, "entropy": 0.5, "kl": 0.1, "clip_fraction": 0.2, "policy_token_fraction": 0.6,
+                      "loss": 0.4},
+            common | {"rollouts": 10, "spread_groups": 0, "trained_groups": 0, "core_tokens": 0, "branch_eligible": 2,
+                      "branch_fired": 2, "branching_rate": 1.0, "draws": 2, "rollout_s": 14.0, "update_s": 0.5,
+                      "step_s": 14.5, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0, "policy_token_fraction": 0.0,
+                      "loss": 0.0, "score": 0.1}]
+    merged = merge_process_rows(rows, {"score": 0.55, "generated_tokens": 90})
+    assert merged["step"] == 3 and isinstance(merged["step"], int)
+    assert {k: merged[k] for k in ("rollouts", "groups", "spread_groups", "trained_groups", "core_tokens",
+                                   "branch_eligible", "branch_fired", "branch_taken")} == {
+        "rollouts": 18, "groups": 4, "spread_groups": 1, "trained_groups": 2, "core_tokens": 30, "branch_eligible": 6,
+        "branch_fired": 3, "branch_taken": 2}
+    assert merged["branching_rate"] == 0.5
+    assert (merged["draws"], merged["rollout_s"], merged["update_s"], merged["step_s"]) == (2, 14.0, 2.0, 14.5)
+    assert (merged["entropy"], merged["kl"], merged["clip_fraction"], merged["policy_token_fraction"]) == (
+        0.5, 0.1, 0.2, 0.6)
+    assert (merged["score"], merged["generated_tokens"]) == (0.55, 90)
+    assert merged["loss"] == pytest.approx(0.2) and merged["grad_norm"] == pytest.approx(0.7)
 
 
 def _two_learners(tmp_path, *args) -> list[dict]:

@@ -3,7 +3,7 @@ saw to ``<out>/rank<N>.json``.
 
 ``step SETTINGS``: one RL step in which only rank 0 has a group with a reward spread (a rank that skipped the
 gradient all-reduce would leave rank 0 waiting in it forever): the step row, each process's advantages in the step's
-rollout records and a checksum of the weights.
+rollout records, their episodes' total rewards and a checksum of the weights.
 ``train``: two steps with a checkpoint each, then a resumed trainer's third step: the weights' checksums.
 ``sft`` / ``ray``: a trainer that runs in one process only: the error it raises."""
 
@@ -37,8 +37,9 @@ def one_step(out: Path, settings: dict) -> dict:
     advantages = {}
     for episode in trainer.episodes:
         advantages.setdefault(episode["process"], []).append(episode["advantage"])
+    totals = [episode["reward_terms"]["total"] for episode in trainer.episodes if episode["parent"] is None]
     return {"row": row, "checksum": checksum(trainer.model), "processes": trainer.accelerator.num_processes,
-            "advantages": advantages}
+            "advantages": advantages, "totals": totals}
 
 
 def train_and_resume(out: Path) -> dict:

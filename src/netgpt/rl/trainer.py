@@ -48,11 +48,12 @@ RewardFn = Callable[[EpisodeResult], float]
 # Dynamic sampling's extra draws read a region of the training stream that no step's first batch reaches, so a step's
 # first batch is the same with sampling on or off.
 EXTRA_DRAWS_START = 1 << 32
-# How a data-parallel step's metrics combine over its processes (`RLTrainer._whole_run`); the rest are averaged.
-SUMMED_METRICS = ("rollouts", "groups", "spread_groups", "trained_groups", "branch_eligible", "branch_fired",
-                  "branch_taken")
-SLOWEST_METRICS = ("draws", "rollout_s", "update_s", "step_s")
-PER_GROUP_METRICS = ("entropy", "kl", "clip_fraction", "policy_token_fraction")  # over the groups a process trained
+# How a data-parallel step's metrics combine over its processes (`merge_process_rows`); the rest are averaged.
+SUMMED_METRICS = ("rollouts", "groups", "spread_groups", "trained_groups", "core_tokens", "branch_eligible",
+                  "branch_fired", "branch_taken")
+MOST_METRICS = ("draws", "rollout_s", "update_s", "step_s")  # the busiest process's: the step waits for it
+WEIGHTED_METRICS = {"entropy": "trained_groups", "kl": "trained_groups", "clip_fraction": "trained_groups",
+                    "policy_token_fraction": "core_tokens"}  # means over what each process trained
 
 
 def total_reward(result: EpisodeResult) -> float:
@@ -133,7 +134,11 @@ class RLTrainer:
 
         teacher = SFTConfig(teacher=self.config.sft_teacher, n_tasks=self.config.sft_n_tasks, seed=0,
                             state_steps=self.config.sft_state_steps)
-        return build_dataset(teacher, self.registry, self.tokenizer)
+        traces = build_dataset(teacher, self.registry, self.tokenizer)
+        if not traces:  # else sft_coef > 0 would silently train without its anchor
+            raise ValueError(f"the {teacher.teacher} teacher got none of the first {teacher.n_tasks} training tasks "
+                             "right: no traces for the SFT anchor (raise sft_n_tasks, or set sft_coef: 0)")
+        return traces
 
     def tasks_for(self, step: int, draw: int = 0) -> list[Task]:
         """Training-stream tasks of ``step`` (its ``draw``-th batch under dynamic sampling): a pure function of the
@@ -219,7 +224,7 @@ class RLTrainer:
             groups = {g: m for g, m in groups.items() if advantages[m].abs().max() > 0}
         if not self._any_process_has_work(bool(groups or self.anchor)):
             return {"loss": 0.0, "grad_norm": 0.0, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0,
-                    "policy_token_fraction": 0.0, "trained_groups": 0}
+                    "policy_token_fraction": 0.0, "core_tokens": 0, "trained_groups": 0}
         masks = {g: _padded([rollouts[i].trajectory.env_mask for i in m], device) for g, m in groups.items()}
         policy_masks = self._entropy_selection(rollouts, groups, masks)
         norms = dict(zip(groups, loss_normaliser(list(masks.values()), cfg.loss_type, cfg.max_completion_tokens)))
@@ -241,10 +246,10 @@ class RLTrainer:
                 self.accelerator.backward(loss)
                 total += loss.item()
                 stats_rows.append(stats)
-            if anchor_grads is not None:
+            self._average_gradients(trainable)
+            if anchor_grads is not None:  # after the average: the anchor's batch, and so its gradient, is every rank's
                 parts = {"grad_norm_anchor": _norm(anchor_grads),
                          "grad_norm_policy": _norm([_minus(p.grad, a) for p, a in zip(trainable, anchor_grads)])}
-            self._average_gradients(trainable)
             grad_norm = float(self.accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -255,7 +260,7 @@ class RLTrainer:
                "kl": statistics.fmean(s.kl for s in stats_rows) if stats_rows else 0.0,
                "clip_fraction": statistics.fmean(s.clip_fraction for s in stats_rows) if stats_rows else 0.0,
                "policy_token_fraction": sum(float(m.sum()) for m in policy_masks.values()) / max(core_tokens, 1.0),
-               "trained_groups": len(groups)}
+               "core_tokens": int(core_tokens), "trained_groups": len(groups)}
         if anchor_nll:
             row["sft_nll"] = statistics.fmean(anchor_nll)
         return row | parts
@@ -354,7 +359,9 @@ class RLTrainer:
         # score, accuracy, calls and entropy describe the step's first batch, as with sampling off (extra draws stop
         # on their outcomes); `rollouts` counts every drawn episode
         first_batch = [r for r in rollouts if r.group < self.config.tasks_per_step]
-        row = {"step": self.step, **_episode_metrics(first_batch), "rollouts": len(rollouts), **sampling, **groups,
+        episodes = _episode_metrics([r.result for r in first_batch if r.parent is None],
+                                    [e for r in first_batch for e in _core_entropies(r)])
+        row = {"step": self.step, **episodes, "rollouts": len(rollouts), **sampling, **groups,
                **update, "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
                "step_s": time.perf_counter() - start}
         records = rollout_records(self.step, tasks, rollouts, rewards, advantages, self.accelerator.process_index)
@@ -364,9 +371,7 @@ class RLTrainer:
 
     def _whole_run(self, row: dict, first_batch: list[Rollout], records: list[dict]) -> tuple[dict, list[dict]]:
         """The step as the whole data-parallel run took it (one process's step as is): every process's rollout
-        records, and one metrics row over all of them: episode metrics over every process's first batch, counts
-        summed, times of the slowest process, and the update's statistics averaged over the processes that trained
-        (weighted by their groups).
+        records, and one metrics row over all of them (`merge_process_rows`).
 
         Why: each process rolls out and trains its own slice of the tasks; a row from the main process alone would
         describe 1/N of the step, and its rollouts.jsonl would hide what the other processes' groups did."""
@@ -374,18 +379,13 @@ class RLTrainer:
             return row, records
         from accelerate.utils import gather_object
 
-        rows = gather_object([row])
-        keys = dict.fromkeys(key for r in rows for key in r)
-        merged = {key: statistics.fmean(r[key] for r in rows if key in r) for key in keys} | {"step": row["step"]}
-        merged |= {key: sum(r[key] for r in rows) for key in SUMMED_METRICS}
-        merged |= {key: max(r[key] for r in rows) for key in SLOWEST_METRICS}
-        trained = sum(r["trained_groups"] for r in rows)
-        merged |= {key: sum(r[key] * r["trained_groups"] for r in rows) / trained if trained else 0.0
-                   for key in PER_GROUP_METRICS}
-        episodes = _episode_metrics(gather_object(first_batch))
-        merged |= {key: value for key, value in episodes.items() if key != "rollouts"}
-        merged["branching_rate"] = BranchStats(eligible=merged["branch_eligible"], fired=merged["branch_fired"]).rate
-        return merged, gather_object(records)
+        # episode metrics need the results and the core's entropies, not the token ids every rank would receive
+        episodes = [(r.result.model_copy(update={"trajectory": None}), r.parent, _core_entropies(r))
+                    for r in first_batch]
+        rows, episodes = gather_object([row]), gather_object(episodes)
+        metrics = _episode_metrics([result for result, parent, _ in episodes if parent is None],
+                                   [e for _, _, entropies in episodes for e in entropies])
+        return merge_process_rows(rows, metrics), gather_object(records)
 
     # ------------------------------------------------------------------ the run
     def resume(self) -> bool:
@@ -507,16 +507,36 @@ def _padded(rows, device, dtype=torch.float32) -> torch.Tensor:
     return out
 
 
-def _episode_metrics(rollouts: list[Rollout]) -> dict:
-    """Score and behaviour of the step's group rollouts, as ``netgpt eval`` aggregates them (forks excluded: they
-    are not a sample of the policy)."""
-    agg = aggregate("rl", [r.result for r in rollouts if r.parent is None])
+def _core_entropies(rollout: Rollout) -> list[float]:
+    """The sampling policy's entropy at each token the core wrote (agent replies are not its tokens)."""
+    return [e for e, m in zip(rollout.trajectory.entropies, rollout.trajectory.env_mask) if m]
+
+
+def _episode_metrics(results: list[EpisodeResult], core_entropies: list[float]) -> dict:
+    """Score and behaviour of the step's group episodes, as ``netgpt eval`` aggregates them (forks excluded: they
+    are not a sample of the policy), and the rollouts' mean entropy on the core's tokens (forks included): defined
+    every step, unlike the loss-side `entropy`, which exists only when some group had a learning signal."""
+    agg = aggregate("rl", results)
     keys = ("score", "accuracy", "coordination", "resource", "calls_per_task", "invalid_call_rate", "answered_rate")
-    # the sampling policy's entropy on its own tokens: defined every step, unlike the loss-side `entropy`, which
-    # exists only when some group had a learning signal
-    core = [e for r in rollouts for e, m in zip(r.trajectory.entropies, r.trajectory.env_mask) if m]
-    return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n, "rollouts": len(rollouts),
-            "rollout_entropy": statistics.fmean(core) if core else 0.0}
+    return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n,
+            "rollout_entropy": statistics.fmean(core_entropies) if core_entropies else 0.0}
+
+
+def merge_process_rows(rows: list[dict], episode_metrics: dict) -> dict:
+    """One metrics row for a data-parallel step from each process's row: counts summed, draws and times of the
+    busiest process, the update's statistics weighted by what each process trained (`WEIGHTED_METRICS`), episode
+    metrics over all processes' episodes (``episode_metrics``), anything else (loss, gradient norms: the same
+    averaged gradient everywhere) averaged."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    merged = {key: statistics.fmean(row[key] for row in rows if key in row) for key in keys}
+    merged |= {key: sum(row[key] for row in rows) for key in SUMMED_METRICS if key in keys}
+    merged |= {key: max(row[key] for row in rows) for key in MOST_METRICS if key in keys}
+    for key, weight in WEIGHTED_METRICS.items():
+        total = sum(row[weight] for row in rows)
+        merged[key] = sum(row[key] * row[weight] for row in rows) / total if total else 0.0
+    merged |= episode_metrics
+    merged["branching_rate"] = BranchStats(eligible=merged["branch_eligible"], fired=merged["branch_fired"]).rate
+    return merged | {"step": rows[0]["step"]}
 
 
 def plot_training_curves(rows: list[dict], path: Path) -> None:
