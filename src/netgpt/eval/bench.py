@@ -150,7 +150,8 @@ def plan(config: BenchConfig) -> list[Stage]:
     if config.prompt_baseline:
         evaluate("prompt", "prompt", llm)
     trained: dict[str, Path] = {}
-    for teacher, name in (("always", "sft_teacher"), ("oracle", "sft_oracle")):
+    teachers = {"sft_teacher": "always", "sft_oracle": "oracle"}  # each SFT run and the teacher it imitates
+    for name, teacher in teachers.items():
         run = config.runs / name
         headline = config.rl.init == name  # the SFT that RL starts from
         sft = ["sft", "--config", str(config.sft.config), "--teacher", teacher, "--out", str(run), "--resume"]
@@ -162,9 +163,8 @@ def plan(config: BenchConfig) -> list[Stage]:
         trained[name] = run / "model"
         evaluate(name, run / "model", llm, *((first, trained_later) if headline else (later, later)))
     init = [] if config.rl.init == "base" else ["--model", str(trained[config.rl.init])]
-    # the anchor imitates the teacher the starting SFT model learned from (RL from base keeps its config's)
-    init += {"sft_oracle": ["--sft-teacher", "oracle"], "sft_teacher": ["--sft-teacher", "always"]}.get(
-        config.rl.init, [])
+    if config.rl.init in teachers:  # the anchor imitates the teacher RL's SFT start learned from
+        init += ["--sft-teacher", teachers[config.rl.init]]
     init_output = [] if config.rl.init == "base" else [trained[config.rl.init] / "model.safetensors"]
     for seed in config.rl.seeds:
         run = config.runs / f"rl-s{seed}"

@@ -359,17 +359,16 @@ class RLTrainer:
         # score, accuracy, calls and entropy describe the step's first batch, as with sampling off (extra draws stop
         # on their outcomes); `rollouts` counts every drawn episode
         first_batch = [r for r in rollouts if r.group < self.config.tasks_per_step]
-        episodes = _episode_metrics([r.result for r in first_batch if r.parent is None],
-                                    [e for r in first_batch for e in _core_entropies(r)])
-        row = {"step": self.step, **episodes, "rollouts": len(rollouts), **sampling, **groups,
+        episodes = [(r.result, r.parent, _core_entropies(r)) for r in first_batch]
+        row = {"step": self.step, **_episode_metrics(episodes), "rollouts": len(rollouts), **sampling, **groups,
                **update, "rollout_s": rollout_s, "update_s": time.perf_counter() - start - rollout_s,
                "step_s": time.perf_counter() - start}
         records = rollout_records(self.step, tasks, rollouts, rewards, advantages, self.accelerator.process_index)
-        row, self.episodes = self._whole_run(row, first_batch, records)
+        row, self.episodes = self._whole_run(row, episodes, records)
         self.step += 1
         return row
 
-    def _whole_run(self, row: dict, first_batch: list[Rollout], records: list[dict]) -> tuple[dict, list[dict]]:
+    def _whole_run(self, row: dict, episodes: list[tuple], records: list[dict]) -> tuple[dict, list[dict]]:
         """The step as the whole data-parallel run took it (one process's step as is): every process's rollout
         records, and one metrics row over all of them (`merge_process_rows`).
 
@@ -380,12 +379,10 @@ class RLTrainer:
         from accelerate.utils import gather_object
 
         # episode metrics need the results and the core's entropies, not the token ids every rank would receive
-        episodes = [(r.result.model_copy(update={"trajectory": None}), r.parent, _core_entropies(r))
-                    for r in first_batch]
-        rows, episodes = gather_object([row]), gather_object(episodes)
-        metrics = _episode_metrics([result for result, parent, _ in episodes if parent is None],
-                                   [e for _, _, entropies in episodes for e in entropies])
-        return merge_process_rows(rows, metrics), gather_object(records)
+        light = [(result.model_copy(update={"trajectory": None}), parent, entropies)
+                 for result, parent, entropies in episodes]
+        rows, light = gather_object([row]), gather_object(light)
+        return merge_process_rows(rows, _episode_metrics(light)), gather_object(records)
 
     # ------------------------------------------------------------------ the run
     def resume(self) -> bool:
@@ -512,11 +509,13 @@ def _core_entropies(rollout: Rollout) -> list[float]:
     return [e for e, m in zip(rollout.trajectory.entropies, rollout.trajectory.env_mask) if m]
 
 
-def _episode_metrics(results: list[EpisodeResult], core_entropies: list[float]) -> dict:
-    """Score and behaviour of the step's group episodes, as ``netgpt eval`` aggregates them (forks excluded: they
-    are not a sample of the policy), and the rollouts' mean entropy on the core's tokens (forks included): defined
-    every step, unlike the loss-side `entropy`, which exists only when some group had a learning signal."""
-    agg = aggregate("rl", results)
+def _episode_metrics(episodes: list[tuple[EpisodeResult, int | None, list[float]]]) -> dict:
+    """Score and behaviour of the step's group episodes (result, fork parent, core-token entropies), as ``netgpt
+    eval`` aggregates them (forks excluded: they are not a sample of the policy), and the rollouts' mean entropy on
+    the core's tokens (forks included): defined every step, unlike the loss-side `entropy`, which exists only when
+    some group had a learning signal."""
+    agg = aggregate("rl", [result for result, parent, _ in episodes if parent is None])
+    core_entropies = [e for _, _, entropies in episodes for e in entropies]
     keys = ("score", "accuracy", "coordination", "resource", "calls_per_task", "invalid_call_rate", "answered_rate")
     return {**{k: getattr(agg, k) for k in keys}, "generated_tokens": agg.tokens * agg.n,
             "rollout_entropy": statistics.fmean(core_entropies) if core_entropies else 0.0}
