@@ -259,12 +259,14 @@ def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(t
     assert plain["draws"] == 1 and plain["spread_groups"] == 0 and plain["trained_groups"] == 2
 
 
-@pytest.mark.parametrize("settings", [{}, {"dynamic_sampling": {"enabled": True, "metric": "reward", "max_draws": 1}}])
+@pytest.mark.parametrize("settings", [{}, {"dynamic_sampling": {"enabled": True, "metric": "reward", "max_draws": 1}},
+                                      {"sft_coef": 0.1, "sft_n_tasks": 8, "sft_batch_size": 2}])
 def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, tmp_path, settings):
-    """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train and no
-    anchor, yet it must take part in the gradient all-reduce (else rank 0 waits in it forever) and take the same
-    optimiser step: both end the step with the same weights, moved from the start. The step's metrics row and
-    rollout records cover both processes, the same on each."""
+    """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train (and, but
+    for the anchor case, nothing else), yet it must take part in the gradient all-reduce (else rank 0 waits in it
+    forever) and take the same optimiser step: both end the step with the same weights, moved from the start, also
+    when each rank anchors on its own traces. The step's metrics row and rollout records cover both processes, the
+    same on each."""
     ranks = _two_learners(tmp_path, "step", json.dumps(settings))
     assert all(r["processes"] == 2 for r in ranks)
     row, advantages = ranks[0]["row"], ranks[0]["advantages"]
@@ -278,6 +280,22 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
     start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
                   .abs().sum())
     assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+
+
+def test_gradients_are_averaged_over_processes_and_absent_ones_stay_absent(tmp_path):
+    """A rank without a gradient counts as zeros (1/N of the average, as under DDP); a parameter that no rank has a
+    gradient for keeps None, so AdamW does not decay it."""
+    ranks = _two_learners(tmp_path, "average")
+    assert ranks[0] == ranks[1] == {"grads": [[1.5, 1.5], [2.0, 2.0], None]}
+
+
+def test_each_process_anchors_on_its_own_traces():
+    from netgpt.rl.trainer import anchor_batch_indices
+
+    assert [anchor_batch_indices(step, 0, 1, 4, 10) for step in range(3)] == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]  # one process: consecutive batches, cycled
+    two = [[anchor_batch_indices(step, p, 2, 4, 100) for p in (0, 1)] for step in range(2)]
+    assert two == [[[0, 1, 2, 3], [4, 5, 6, 7]], [[8, 9, 10, 11], [12, 13, 14, 15]]]
 
 
 def test_a_data_parallel_step_is_logged_as_one_row_over_its_processes():

@@ -5,6 +5,7 @@ saw to ``<out>/rank<N>.json``.
 gradient all-reduce would leave rank 0 waiting in it forever): the step row, each process's advantages in the step's
 rollout records, their episodes' total rewards and a checksum of the weights.
 ``train``: two steps with a checkpoint each, then a resumed trainer's third step: the weights' checksums.
+``average``: ``mean_over_processes`` on three parameters with a gradient on both ranks, on rank 0 only, on neither.
 ``sft`` / ``ray``: a trainer that runs in one process only: the error it raises."""
 
 import json
@@ -16,7 +17,7 @@ import torch
 from test_trainer import _config, _peaked_tiny_model, odd_token_share
 
 from netgpt.core.model import load_tokenizer, tiny_model
-from netgpt.rl.trainer import RLTrainer
+from netgpt.rl.trainer import RLTrainer, mean_over_processes
 from netgpt.sft import SFTConfig, train_sft
 
 # from the launcher: accelerate's process state, made here before the trainer's Accelerator(cpu=True), would not be
@@ -56,6 +57,19 @@ def train_and_resume(out: Path) -> dict:
     return {"trained": trained, "resumed_at": 2 if resumed else None, "checksum": checksum(second.model)}
 
 
+def averaged() -> dict:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(3)]
+    params[0].grad = torch.full((2,), float(RANK + 1))
+    if RANK == 0:
+        params[1].grad = torch.full((2,), 4.0)
+    grads = mean_over_processes([p.grad for p in params], params)
+    dist.destroy_process_group()
+    return {"grads": [None if g is None else g.tolist() for g in grads]}
+
+
 def refused(out: Path, what: str) -> dict:
     tokenizer = load_tokenizer()
     try:
@@ -74,6 +88,8 @@ if __name__ == "__main__":
         result = one_step(out, json.loads(sys.argv[3]))
     elif what == "train":
         result = train_and_resume(out)
+    elif what == "average":
+        result = averaged()
     else:
         result = refused(out, what)
     (out / f"rank{RANK}.json").write_text(json.dumps(result))

@@ -247,7 +247,9 @@ class RLTrainer:
                 total += loss.item()
                 stats_rows.append(stats)
             self._average_gradients(trainable)
-            if anchor_grads is not None:  # after the average: the anchor's batch, and so its gradient, is every rank's
+            if anchor_grads is not None:
+                if self.accelerator.num_processes > 1:  # each process's anchor batch differs: average it the same way
+                    anchor_grads = mean_over_processes(anchor_grads, trainable)
                 parts = {"grad_norm_anchor": _norm(anchor_grads),
                          "grad_norm_policy": _norm([_minus(p.grad, a) for p, a in zip(trainable, anchor_grads)])}
             grad_norm = float(self.accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
@@ -290,19 +292,16 @@ class RLTrainer:
         Why by hand rather than by DDP: the loss calls the decoder directly to share a prompt's KV cache, which DDP's
         hooks never see, and a process whose groups all lack a reward spread runs no backward pass at all. Every
         process joins the same all-reduces once per iteration, with zeros where it has no gradient, so all of them
-        take the same optimiser step and none waits forever for another."""
+        take the same optimiser step and none waits forever for another. A parameter no process has a gradient for
+        keeps none, so that AdamW skips it (weight decay included) as it would in one process."""
         if self.accelerator.num_processes == 1:
             return
-        import torch.distributed as dist
-
-        for param in params:
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            dist.all_reduce(param.grad)  # in place: no second copy of the gradients
-            param.grad.div_(self.accelerator.num_processes)
+        for param, grad in zip(params, mean_over_processes([p.grad for p in params], params)):
+            param.grad = grad
 
     def _anchor_loss(self) -> torch.Tensor:
-        """Masked NLL of this step's batch of teacher traces (the traces are cycled through in order).
+        """Masked NLL of this step's batch of teacher traces (the traces are cycled through in order; each process
+        of a data-parallel run takes its own batch, as it takes its own tasks).
 
         Why: a group whose rollouts all score the same has zero advantage, so GRPO never reinforces what the core
         already does right. An update elsewhere can then move a shared low-margin token unopposed (our reading of
@@ -311,8 +310,9 @@ class RLTrainer:
         replies are never targets)."""
         from netgpt.sft import collate, masked_nll
 
-        n = self.config.sft_batch_size
-        batch = [self.anchor[(self.step * n + k) % len(self.anchor)] for k in range(n)]
+        acc = self.accelerator
+        batch = [self.anchor[i] for i in anchor_batch_indices(self.step, acc.process_index, acc.num_processes,
+                                                              self.config.sft_batch_size, len(self.anchor))]
         tensors = {k: v.to(self.accelerator.device) for k, v in
                    collate(batch, self.tokenizer.pad_token_id, max(len(t.prompt_ids) + len(t.completion_ids)
                                                                    for t in batch)).items()}
@@ -481,6 +481,36 @@ RESUMABLE_CHANGES = {"out", "steps", "save_steps", "keep_checkpoints", "export_m
 def _recipe(config: RLConfig) -> dict:
     """What makes two runs the same run: every setting except ``RESUMABLE_CHANGES``."""
     return config.model_dump(mode="json", exclude=RESUMABLE_CHANGES)
+
+
+def anchor_batch_indices(step: int, process: int, processes: int, batch_size: int, n_traces: int) -> list[int]:
+    """Which anchor traces a process trains on at ``step``: consecutive batches cycle through the traces, one batch
+    per process and step, so the processes of a data-parallel run anchor on different traces (in one process: batch
+    ``step``)."""
+    first = (step * processes + process) * batch_size
+    return [(first + k) % n_traces for k in range(batch_size)]
+
+
+def mean_over_processes(grads: list[torch.Tensor | None],
+                        params: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
+    """Each gradient averaged over the processes (all-reduce, in place). A process without a gradient for a
+    parameter contributes zeros; a parameter no process has a gradient for keeps ``None``. Every process must call
+    this with the same parameters, in the same order."""
+    import torch.distributed as dist
+
+    if not params:
+        return []
+    present = torch.tensor([float(g is not None) for g in grads], device=params[0].device)
+    dist.all_reduce(present)  # every process then skips the same parameters, so the all-reduces below pair up
+    out: list[torch.Tensor | None] = []
+    for grad, param, count in zip(grads, params, present.tolist()):
+        if count == 0:
+            out.append(None)
+            continue
+        grad = torch.zeros_like(param) if grad is None else grad
+        dist.all_reduce(grad)
+        out.append(grad.div_(dist.get_world_size()))
+    return out
 
 
 def _minus(grad: torch.Tensor | None, anchor: torch.Tensor | None) -> torch.Tensor | None:
