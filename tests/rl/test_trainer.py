@@ -280,6 +280,10 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
     start = float(torch.cat([p.detach().flatten().double() for p in _peaked_tiny_model(tokenizer).parameters()])
                   .abs().sum())
     assert ranks[0]["checksum"] == ranks[1]["checksum"] != start
+    if settings.get("sft_coef"):  # other traces on each rank, one averaged anchor gradient
+        assert ranks[0]["update"]["sft_nll"] != ranks[1]["update"]["sft_nll"]
+        for part in ("grad_norm_anchor", "grad_norm_policy"):
+            assert ranks[0]["update"][part] == ranks[1]["update"][part] > 0
 
 
 def test_gradients_are_averaged_over_processes_and_absent_ones_stay_absent(tmp_path):

@@ -2,8 +2,9 @@
 saw to ``<out>/rank<N>.json``.
 
 ``step SETTINGS``: one RL step in which only rank 0 has a group with a reward spread (a rank that skipped the
-gradient all-reduce would leave rank 0 waiting in it forever): the step row, each process's advantages in the step's
-rollout records, their episodes' total rewards and a checksum of the weights.
+gradient all-reduce would leave rank 0 waiting in it forever): the step row, this rank's update statistics before
+they are merged, each process's advantages in the step's rollout records, their episodes' total rewards and a checksum
+of the weights.
 ``train``: two steps with a checkpoint each, then a resumed trainer's third step: the weights' checksums.
 ``average``: ``mean_over_processes`` on three parameters with a gradient on both ranks, on rank 0 only, on neither.
 ``sft`` / ``ray``: a trainer that runs in one process only: the error it raises."""
@@ -33,14 +34,16 @@ def one_step(out: Path, settings: dict) -> dict:
     tokenizer = load_tokenizer()
     trainer = RLTrainer(_config(out, steps=1, save_steps=100, **settings), _peaked_tiny_model(tokenizer), tokenizer)
     trainer.reward_fn = odd_token_share if trainer.accelerator.process_index == 0 else (lambda result: 1.0)
+    updates, update = [], trainer.update
+    trainer.update = lambda *args: updates.append(update(*args)) or updates[-1]  # this rank's row, before the merge
     row = trainer.train_step()
     trainer.close()
     advantages = {}
     for episode in trainer.episodes:
         advantages.setdefault(episode["process"], []).append(episode["advantage"])
     totals = [episode["reward_terms"]["total"] for episode in trainer.episodes if episode["parent"] is None]
-    return {"row": row, "checksum": checksum(trainer.model), "processes": trainer.accelerator.num_processes,
-            "advantages": advantages, "totals": totals}
+    return {"row": row, "update": updates[0], "checksum": checksum(trainer.model),
+            "processes": trainer.accelerator.num_processes, "advantages": advantages, "totals": totals}
 
 
 def train_and_resume(out: Path) -> dict:

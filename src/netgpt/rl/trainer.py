@@ -248,7 +248,8 @@ class RLTrainer:
                 stats_rows.append(stats)
             self._average_gradients(trainable)
             if anchor_grads is not None:
-                if self.accelerator.num_processes > 1:  # each process's anchor batch differs: average it the same way
+                # each process's anchor batch differs: average it the same way (one more all-reduce, once a step)
+                if self.accelerator.num_processes > 1:
                     anchor_grads = mean_over_processes(anchor_grads, trainable)
                 parts = {"grad_norm_anchor": _norm(anchor_grads),
                          "grad_norm_policy": _norm([_minus(p.grad, a) for p, a in zip(trainable, anchor_grads)])}
@@ -498,6 +499,8 @@ def mean_over_processes(grads: list[torch.Tensor | None],
     this with the same parameters, in the same order."""
     import torch.distributed as dist
 
+    if len(grads) != len(params):
+        raise ValueError(f"{len(grads)} gradients for {len(params)} parameters")
     if not params:
         return []
     present = torch.tensor([float(g is not None) for g in grads], device=params[0].device)
