@@ -169,14 +169,16 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
 
 
 def test_stated_steps_spell_out_what_the_action_hides(registry):
-    """With ``state_steps`` the teacher writes the peak_rate modulation order, the tbs allocation and the pathloss
-    LOS/NLOS word before the tag, and nothing before an observation_lookup or sla_check answer (phy.throughput
-    compares the rate with the target); the statement agrees with the action it precedes, the parser still reads the
-    action, and the episode stays right."""
+    """With ``state_steps`` the teacher writes the peak_rate modulation order, the tbs allocation, the pathloss
+    LOS/NLOS word and, before an observation_lookup answer, the asked cell's report copied verbatim from the prompt and
+    the metric picked from it; nothing before an sla_check answer (phy.throughput compares the rate with the target).
+    The statement agrees with the action it precedes, the parser still reads the action, and the episode stays
+    right."""
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
     from netgpt.core.policies import OraclePolicy
+    from netgpt.core.prompt import task_message
     from netgpt.tasks.generate import training_stream
 
     families = ["peak_rate", "sla_check", "tbs", "observation_lookup", "pathloss"]
@@ -200,8 +202,10 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                     k: p[k] for k in ("fr", "scs_khz", "bandwidth_mhz")} and event.args["direction"] == p["variant"]
             elif task.family == "observation_lookup" and event.kind == "answer" and len(result.events) == 1:
                 cell, metric = task.params["cell_id"], task.params["metric"]
-                assert thought == ""
                 report = next(r for r in task.observation.reports if r.kind == "kpi" and r.subject == cell)
+                copied, _, picked = thought.partition(": ")
+                assert copied.startswith('{"kind":"kpi","subject":"' + cell + '"') and copied in task_message(task)
+                assert picked == f"{metric} is {report.values[metric]}."
                 assert result.answer.split()[0] == str(report.values[metric])
                 lookups_from_observation += 1
             elif event.skill == "tbs":

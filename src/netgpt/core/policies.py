@@ -77,7 +77,9 @@ class _PlanFollower(Policy):
     def _stated(self, i: int, call: PlannedCall | None, action: str) -> str:
         """Episode ``i``'s ``action``, preceded by its family's thought line when steps are stated and it has one."""
         task = self.tasks[i]
-        thought = family(task.family).thought(task.params, self.results[i], call) if self.state_steps else ""
+        if not self.state_steps:
+            return action
+        thought = family(task.family).thought(task.observation, task.params, self.results[i], call)
         return f"{thought}\n{action}" if thought else action
 
     def observe(self, index, reply_text):

