@@ -181,11 +181,11 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
     from netgpt.core.prompt import task_message
     from netgpt.tasks.generate import training_stream
 
-    families = ["peak_rate", "sla_check", "tbs", "observation_lookup", "pathloss"]
-    tasks = list(islice(training_stream(5, families=families), 30))
+    families = ["peak_rate", "sla_check", "tbs", "observation_lookup", "pathloss", "link_budget"]
+    tasks = list(islice(training_stream(5, families=families), 48))
     results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
                            session_prefix="steps")
-    lookups_from_observation, sla_verdicts, pathloss_words = 0, set(), set()
+    lookups_from_observation, sla_verdicts, pathloss_words, ages = 0, set(), set(), set()
     for task, result in zip(tasks, results):
         assert result.reward.quality >= 0.99, task.family
         for event in result.events:
@@ -208,6 +208,16 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 assert picked == f"{metric} is {report.values[metric]}."
                 assert result.answer.split()[0] == str(report.values[metric])
                 lookups_from_observation += 1
+            elif task.family == "link_budget" and event.turn == 0:
+                report = next((r for r in task.observation.reports if r.kind == "ue_measurement"), None)
+                if report is None:
+                    assert thought == ""
+                    continue
+                copied, _, judged = thought.partition(": ")
+                age = "fresh" if report.age_min <= 15 else "stale"  # FRESH_REPORT_MAX_AGE_MIN
+                assert copied in task_message(task) and judged == f"{report.age_min} min old, {age}."
+                assert (event.kind == "answer") == (age == "fresh")  # a fresh report answers, a stale one does not
+                ages.add(age)
             elif event.skill == "tbs":
                 a, p = event.args, task.params
                 assert (a["layers"], a["n_prb"], a["n_symb"]) == (p["layers"], p["n_prb"], p["n_symb"])
@@ -222,8 +232,34 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 assert thought == ""  # only mappings, comparisons and selections are spelled out
     assert {t.family for t in tasks} == set(families)
     assert lookups_from_observation > 0 and sla_verdicts == {"yes", "no"}
-    assert pathloss_words == {"LOS", "NLOS"}
+    assert pathloss_words == {"LOS", "NLOS"} and ages == {"fresh", "stale"}
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default
+
+
+def test_every_stated_teacher_turn_fits_the_tokens_the_core_may_write(registry):
+    """A stated turn longer than the recipe's ``max_new_tokens`` would be cut before its tag at eval and in RL rollouts:
+    the SFT core would learn a turn it can never finish. Checked with the real tokenizer on every family."""
+    from itertools import islice
+    from pathlib import Path
+
+    from netgpt.core.episode import EpisodeConfig, run_episodes
+    from netgpt.core.model import load_tokenizer
+    from netgpt.core.policies import OraclePolicy
+    from netgpt.rl.config import RLConfig
+    from netgpt.tasks.generate import training_stream
+
+    budget = RLConfig.load(Path(__file__).resolve().parents[2] / "configs" / "rl-cpu.yaml").max_new_tokens
+    tokenizer = load_tokenizer()
+    tasks = list(islice(training_stream(3), 240))
+    results = run_episodes(tasks, OraclePolicy(state_steps=True), registry, EpisodeConfig(), lambda s: len(s.split()),
+                           session_prefix="budget")
+    longest = {}
+    for task, result in zip(tasks, results):
+        for event in result.events:
+            if event.kind in ("call", "answer"):
+                longest[task.family] = max(longest.get(task.family, 0), len(tokenizer(event.text).input_ids))
+    assert len(longest) == 12
+    assert max(longest.values()) + 1 <= budget, longest  # + the end-of-turn token
 

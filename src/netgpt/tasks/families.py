@@ -143,7 +143,11 @@ class Family:
         silently inside the tag (64QAM → Q_m = 6; which of the question's numbers is the layer count; "NLOS" →
         ``"los": false``): written out, each decision sits next to the values it depends on. Lookups the spec defines
         (numerology from the SCS, the TS 38.306 overhead) and comparisons (a rate against a target) are the agents'
-        job instead: phy.peak_rate and phy.throughput do them. Empty for the other families."""
+        job instead: phy.peak_rate and phy.throughput do them. A cached report the core answers from or judges
+        (observation_lookup, link_budget) is copied verbatim first, then read from the copy: the asked subject's
+        values sit next to the decision instead of among the other subjects' reports. (tbs's observed MCS entry is
+        not: copied, the first turn runs to 188 tokens, past the 128 the core may write.) Empty for the
+        other families."""
         return ""
 
     def fields(self, world: World, params: dict) -> dict[str, Any]:
@@ -306,6 +310,16 @@ class LinkBudget(Family):
 
     def answer_from_results(self, params, results):
         return f"{results[-1]['sinr_db']:.2f} dB"
+
+    def thought(self, obs, params, results, call):
+        report = None if results else next(
+            (r for r in obs.reports if r.kind == "ue_measurement" and r.subject == params["ue_id"]), None)
+        if report is None:
+            return ""
+        # the report copied, then its age judged next to the copy: SFT(oracle) called the agent on all 9 test tasks
+        # whose fresh report already answered (environment 1.1), paying a call the oracle does not
+        verdict = "fresh" if report.age_min <= FRESH_REPORT_MAX_AGE_MIN else "stale"
+        return f"{compact_json(report.model_dump())}: {report.age_min} min old, {verdict}."
 
     def plan(self, world, params, obs):
         if fresh(obs, "ue_measurement", params["ue_id"]):
