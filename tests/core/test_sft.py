@@ -177,7 +177,7 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
     from itertools import islice
 
     from netgpt.core.episode import EpisodeConfig, run_episodes
-    from netgpt.core.policies import OraclePolicy
+    from netgpt.core.policies import AlwaysPolicy, OraclePolicy
     from netgpt.core.prompt import task_message
     from netgpt.tasks.generate import training_stream
 
@@ -236,6 +236,11 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
     plain = run_episodes(tasks[:6], OraclePolicy(), registry, EpisodeConfig(), lambda s: len(s.split()),
                          session_prefix="plain")
     assert all(e.text.startswith("<") for r in plain for e in r.events)  # off by default
+    # the always teacher plans against a blank observation, so it states no reading of the reports it ignores
+    readers = [t for t in tasks if t.family in ("link_budget", "observation_lookup") and t.observation.reports]
+    ignoring = run_episodes(readers, AlwaysPolicy(state_steps=True), registry, EpisodeConfig(),
+                            lambda s: len(s.split()), session_prefix="always")
+    assert readers and all(e.text.startswith("<") for r in ignoring for e in r.events)
 
 
 def test_every_stated_teacher_turn_fits_the_tokens_the_core_may_write(registry):

@@ -50,11 +50,14 @@ class _PlanFollower(Policy):
         self.results: list[list[dict]] = [[] for _ in self.tasks]
         self.gave_up = [False] * len(self.tasks)
 
+    def _seen(self, task: Task) -> Observation:
+        """The observation this policy acts on: a blank one (whatever it holds ignored) unless it uses it."""
+        return task.observation if self.use_observation else Observation(time=task.observation.time)
+
     def _plan(self, task: Task) -> list[PlannedCall]:
         if self.use_observation:
             return [c for c in task.reference_plan if c.expect_error is None]
-        blank = Observation(time=task.observation.time)  # ignore whatever the observation holds
-        return family(task.family).plan(task.state, task.params, blank)
+        return family(task.family).plan(task.state, task.params, self._seen(task))
 
     def act(self, indices):
         out = []
@@ -79,7 +82,8 @@ class _PlanFollower(Policy):
         task = self.tasks[i]
         if not self.state_steps:
             return action
-        thought = family(task.family).thought(task.observation, task.params, self.results[i], call)
+        # the teacher that ignores the observation states no reading of it either
+        thought = family(task.family).thought(self._seen(task), task.params, self.results[i], call)
         return f"{thought}\n{action}" if thought else action
 
     def observe(self, index, reply_text):
