@@ -318,7 +318,7 @@ class LinkBudget(Family):
             return ""
         # the report copied, then its age judged next to the copy: SFT(oracle) called the agent on all 9 test tasks
         # whose fresh report already answered (environment 1.1), paying a call the oracle does not
-        verdict = "fresh" if report.age_min <= FRESH_REPORT_MAX_AGE_MIN else "stale"
+        verdict = "fresh" if fresh(obs, "ue_measurement", params["ue_id"]) else "stale"  # the one freshness rule
         return f"{compact_json(report.model_dump())}: {report.age_min} min old, {verdict}."
 
     def plan(self, world, params, obs):
