@@ -36,21 +36,21 @@ def link_budget(world: World, ue_id: str) -> LinkBudget:
     """Downlink SINR of a UE: TR 38.901 path loss + frozen shadow fading per link, every other cell a full-buffer
     co-channel interferer, thermal noise over the carrier bandwidth plus the UE noise figure. Isotropic antennas."""
     ue = world.ue(ue_id)
-    powers = []
-    serving_pl = math.nan
+    interferers = []
     for link in ue.links:
         cell = world.cell(link.cell_id)
         pl = radio.pathloss(world.scenario, link.d2d_m, world.carrier.fc_ghz, link.los,
                             h_bs_m=cell.h_bs_m, h_ut_m=ue.h_ut_m)
-        if link.cell_id == ue.serving_cell:
-            serving_pl = pl
-        powers.append(radio.received_power_dbm(cell.tx_power_dbm, pl + link.shadow_fading_db))
+        rx_dbm = radio.received_power_dbm(cell.tx_power_dbm, pl + link.shadow_fading_db)
+        if link.cell_id == ue.serving_cell:  # the UE schema guarantees exactly one serving link
+            serving_pl, serving_rx = pl, rx_dbm
+        else:
+            interferers.append(rx_dbm)
     noise = radio.thermal_noise_dbm(world.carrier.bandwidth_mhz * 1e6, ue.noise_figure_db)
-    interferers = powers[1:]
     interference = 10 * math.log10(sum(10 ** (p / 10) for p in interferers)) if interferers else None
-    return LinkBudget(ue_id=ue_id, serving_cell=ue.serving_cell, pathloss_db=serving_pl, rx_power_dbm=powers[0],
+    return LinkBudget(ue_id=ue_id, serving_cell=ue.serving_cell, pathloss_db=serving_pl, rx_power_dbm=serving_rx,
                       interference_dbm=interference, noise_dbm=noise,
-                      sinr_db=radio.sinr_db(powers[0], interferers, noise))
+                      sinr_db=radio.sinr_db(serving_rx, interferers, noise))
 
 
 class RateEstimate(BaseModel):

@@ -38,8 +38,8 @@ def test_fixed_stateless_skills():
 
 
 def test_throughput_checks_a_target_when_given_one():
-    # 20 dB → CQI 13 → MCS 23 of Table 5.1.3.1-1 is not asserted here (tests/world/test_analytics.py pins the chain);
-    # the target check must agree with the rate it reports, on both sides of it
+    # the target check must agree with the rate it reports, on both sides of it (the SINR → MCS → rate chain is
+    # pinned in tests/world/test_analytics.py)
     args = {"sinr_db": 20.0, "n_prb": 50, "layers": 2, "mu": 1, "fr": 1}
     plain = AGENTS["phy"].handle("throughput", args, None)
     assert "meets_target" not in plain or plain["meets_target"] is None

@@ -58,6 +58,23 @@ def test_link_budget_uma_two_cells():
     assert budget.sinr_db == pytest.approx(expected_sinr, abs=1e-9)
 
 
+def test_link_budget_finds_the_serving_link_wherever_it_is_listed():
+    world = _world()
+    ue = world.ues[0]
+    swapped = world.model_copy(update={"ues": [ue.model_copy(update={"links": ue.links[::-1]})]})
+    assert analytics.link_budget(swapped, "ue-1") == analytics.link_budget(world, "ue-1")
+
+
+@pytest.mark.parametrize("links, message", [
+    ([Link(cell_id="cell-2", d2d_m=400, los=False, shadow_fading_db=0.0)], "serving cell cell-1 is not among"),
+    ([Link(cell_id="cell-1", d2d_m=100, los=True, shadow_fading_db=0.0)] * 2, "more than one link to the same cell"),
+])
+def test_a_ue_without_exactly_one_link_per_cell_is_refused(links, message):
+    with pytest.raises(ValueError, match=message):
+        UE(id="ue-1", x_m=100, y_m=0, h_ut_m=1.5, serving_cell="cell-1", slice_id="cell-1/embb", noise_figure_db=9,
+           links=links)
+
+
 def _slice(kind, mcs, layers, sla, demand, prio):
     return Slice(id=f"cell-1/{kind}", type=kind, cell_id="cell-1", layers=layers, priority=prio, mcs_index=mcs,
                  sla=SliceSla(min_throughput_mbps=sla, max_latency_ms=10), demand_mbps=demand)

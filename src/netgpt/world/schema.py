@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scenario = Literal["uma", "umi", "rma", "inh"]
 SliceType = Literal["embb", "urllc", "mmtc"]
@@ -58,7 +58,17 @@ class UE(_Frozen):
     serving_cell: str
     slice_id: str
     noise_figure_db: float
-    links: list[Link] = Field(description="one entry per cell in the world, the serving cell first")
+    links: list[Link] = Field(description="one entry per cell in the world, the serving cell among them")
+
+    @model_validator(mode="after")
+    def _one_link_per_cell_serving_included(self) -> UE:
+        # the link budget reads the serving link by cell id: a missing or doubled one would give a silent wrong SINR
+        ids = [link.cell_id for link in self.links]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.id} has more than one link to the same cell: {ids}")
+        if self.serving_cell not in ids:
+            raise ValueError(f"{self.id}'s serving cell {self.serving_cell} is not among its links {ids}")
+        return self
 
 
 class SliceSla(_Frozen):
