@@ -11,7 +11,8 @@
 #      core (time of an update step).
 # PARTS picks the parts (default "tiny smol learn").
 # Needs: the tokenizer files in .tok/ (tokenizer.json, tokenizer_config.json, chat_template.jinja, config.json) and,
-# where the machine lacks our Python dependencies, their wheels in .whl/ (see docs/distributed.md).
+# where the machine lacks our Python dependencies, their wheels in .whl/ (results/gpu_check/README.md says how to
+# prepare both).
 # Usage: OUT=/some/dir bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}

@@ -280,6 +280,13 @@ class Backend(StrEnum):
     RAY = "ray"
 
 
+class RolloutBackend(StrEnum):
+    """Where RL rollouts run (``rollout.backend`` of the RL config): the learner trains on the rollouts in-process."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 @app.command("eval")
 def eval_command(
     policy: Annotated[str, typer.Option(help="prompt | never | always | oracle | random | CHECKPOINT_DIR")],
@@ -465,8 +472,8 @@ def train_command(
         help="whose traces the SFT anchor imitates, as the starting model was trained (overrides the config)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
-    backend: Annotated[Backend | None, typer.Option(help="local | ray: where rollouts run (overrides the config)")] = (
-        None),
+    backend: Annotated[RolloutBackend | None, typer.Option(
+        help="local | ray: where rollouts run (overrides the config)")] = None,
     rollout_workers: Annotated[int | None, typer.Option(min=1, help="Ray rollout workers (overrides the config)")] = (
         None),
     ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,

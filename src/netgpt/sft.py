@@ -55,8 +55,9 @@ class SFTConfig(BaseModel):
     state_steps: bool = Field(
         False, description="the teacher writes a one-line step before actions that hide a mapping or a selection "
                            "(Family.thought: the modulation order before a peak_rate call; the allocation "
-                           "before a tbs call; the LOS/NLOS word before a pathloss call). configs/sft-cpu.yaml turns "
-                           "it on")
+                           "before a tbs call; the LOS/NLOS word before a pathloss call; a copy of the cached report "
+                           "before an observation_lookup answer or a link_budget decision). configs/sft-cpu.yaml "
+                           "turns it on")
     train: Literal["full", "top_layers", "lora"] = "top_layers"
     top_layers: int = Field(4, ge=1)
     lora_r: int = Field(16, ge=1)

@@ -1,6 +1,6 @@
 """One forward pass over many sequences that start with the same tokens, the shared prefix encoded once.
 
-Every prompt starts with the same system turn (≈530 tokens), and every rollout of a group with the same whole
+Every prompt starts with the same system turn (≈570 tokens), and every rollout of a group with the same whole
 prompt. Encoding that prefix once and repeating its KV cache over the batch gives the same logits as separate
 passes (the repeat is differentiable, so gradients through the prefix are exact too) at a fraction of the cost on
 a CPU, in SFT and in the RL loss alike. The output projection (576 → 49 152 for SmolLM2, as costly as a third of
