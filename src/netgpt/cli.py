@@ -281,7 +281,7 @@ class Backend(StrEnum):
 
 
 class RolloutBackend(StrEnum):
-    """Where RL rollouts run (``rollout.backend`` of the RL config): the learner trains on the rollouts in-process."""
+    """Where RL rollouts run (``rollout.backend`` of the RL config); `processes` is an eval backend only."""
 
     LOCAL = "local"
     RAY = "ray"
