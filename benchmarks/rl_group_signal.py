@@ -7,6 +7,7 @@ with such a spread, and the rollouts that are right (quality 1), over all the ru
 
     .venv/bin/python benchmarks/rl_group_signal.py runs/bench/rl-s0 runs/bench/rl-s1 runs/bench/rl-s2
 
+``--steps N`` counts only steps 0 to N-1, so a 30-step run lines up with a 15-step one.
 Committed runs have the same file under ``results/bench/training/rl-s*``.
 """
 
@@ -24,13 +25,16 @@ RIGHT = 1.0 - 1e-9
 COUNTS = ("groups", "spread", "rollouts", "right")
 
 
-def family_signal(rollouts: Path) -> dict[str, dict[str, int]]:
-    """Per family: ``groups``, ``spread`` (groups whose rollouts differ in quality), ``rollouts`` and ``right``."""
+def family_signal(rollouts: Path, steps: int | None = None) -> dict[str, dict[str, int]]:
+    """Per family: ``groups``, ``spread`` (groups whose rollouts differ in quality), ``rollouts`` and ``right``,
+    over the first ``steps`` steps (all when None)."""
     groups: dict[tuple[int, int, int], list[float]] = defaultdict(list)
     families: dict[tuple[int, int, int], str] = {}
     with rollouts.open() as f:
         for line in f:
             r = json.loads(line)
+            if steps is not None and r["step"] >= steps:
+                continue
             key = (r["step"], r.get("process", 0), r["group"])  # group numbers are per process; older logs have one
             groups[key].append(r["reward_terms"]["quality"])
             families[key] = r["family"]
@@ -44,8 +48,11 @@ def family_signal(rollouts: Path) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
-def main(runs: list[Path] = typer.Argument(..., help="RL run directories, each with rollouts.jsonl")) -> None:
-    per_run = {run: family_signal(run / "rollouts.jsonl") for run in runs}
+def main(
+    runs: list[Path] = typer.Argument(..., help="RL run directories, each with rollouts.jsonl"),
+    steps: int | None = typer.Option(None, min=1, help="count only the first N steps"),
+) -> None:
+    per_run = {run: family_signal(run / "rollouts.jsonl", steps) for run in runs}
     families = sorted({f for signal in per_run.values() for f in signal})
     table = Table(title="groups with a quality spread / groups; right / rollouts")
     table.add_column("family")
