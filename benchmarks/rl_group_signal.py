@@ -8,6 +8,7 @@ with such a spread, and the rollouts that are right (quality 1), over all the ru
     .venv/bin/python benchmarks/rl_group_signal.py runs/bench/rl-s0 runs/bench/rl-s1 runs/bench/rl-s2
 
 ``--steps N`` counts only steps 0 to N-1, so a 30-step run lines up with a 15-step one.
+
 Committed runs have the same file under ``results/bench/training/rl-s*``.
 """
 
