@@ -516,6 +516,28 @@ def train_command(
                   f"{cfg.out}/checkpoint-{cfg.steps:06d}/model)")
 
 
+@app.command("soup")
+def soup_command(
+    models: Annotated[list[str], typer.Argument(help="model directories from one starting model (≥ 2)")],
+    out: Annotated[Path, typer.Option(help="directory for the averaged model")],
+    weights: Annotated[list[float] | None, typer.Option(
+        "--weight", help="one per model, in order (default: uniform); normalised to sum to 1")] = None,
+) -> None:
+    """Average the weights of runs that share a start (a model soup) into one model for `netgpt eval --policy`."""
+    from netgpt.eval.harness import environment_info
+    from netgpt.rl.soup import SoupError, make_soup
+
+    for path in models:
+        if not (Path(path) / "config.json").is_file():
+            raise typer.BadParameter(f"{path} is not a model directory (no config.json)")
+    try:
+        with console.status(f"averaging {len(models)} models"):
+            make_soup(models, out, weights, environment=environment_info())
+    except SoupError as err:
+        raise typer.BadParameter(str(err)) from None
+    console.print(f"[green]saved[/] {out} (evaluate with: netgpt eval --policy {out})")
+
+
 @app.command("bench")
 def bench_command(
     config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="bench YAML")] = Path(
