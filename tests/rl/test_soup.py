@@ -37,8 +37,12 @@ def test_models_that_do_not_line_up_are_refused(other, message):
 
 def test_bad_weights_are_refused():
     sd = {"w": torch.zeros(2)}
-    with pytest.raises(SoupError, match="2 weights for 3 models"):
+    with pytest.raises(SoupError, match="2 weights for more models"):
         average_state_dicts([sd, sd, sd], weights=[1, 1])
+    with pytest.raises(SoupError, match="3 weights for 2 models"):
+        average_state_dicts([sd, sd], weights=[1, 1, 1])
+    with pytest.raises(SoupError, match="no models"):
+        average_state_dicts([])
     with pytest.raises(SoupError, match="non-negative"):
         average_state_dicts([sd, sd], weights=[1, -1])
 

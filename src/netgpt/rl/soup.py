@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,40 +25,42 @@ class SoupError(ValueError):
     """The models cannot be averaged: different architectures, tokenizers or parameter sets."""
 
 
-def average_state_dicts(state_dicts: Sequence[dict[str, torch.Tensor]],
+def average_state_dicts(state_dicts: Iterable[dict[str, torch.Tensor]],
                         weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """The weighted mean of each floating-point tensor (summed in float64, returned in its own dtype).
 
+    ``state_dicts`` is read one at a time, so a generator keeps a single model in memory besides the sums.
     ``weights`` default to uniform and are normalised to sum to 1. Integer tensors (buffers) must agree exactly."""
-    if not state_dicts:
-        raise SoupError("no models to average")
-    weights = [1.0] * len(state_dicts) if weights is None else list(weights)
-    if len(weights) != len(state_dicts):
-        raise SoupError(f"{len(weights)} weights for {len(state_dicts)} models")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise SoupError(f"weights must be non-negative with a positive sum, got {weights}")
-    total = sum(weights)
-    first = state_dicts[0]
-    for i, other in enumerate(state_dicts[1:], start=1):
-        if other.keys() != first.keys():
-            diff = sorted(other.keys() ^ first.keys())
-            raise SoupError(f"model {i} has other parameters than model 0: {diff[:5]}")
-        for name, tensor in first.items():
-            if other[name].shape != tensor.shape:
-                raise SoupError(f"{name}: shape {tuple(other[name].shape)} in model {i}, {tuple(tensor.shape)} in "
+    if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+        raise SoupError(f"weights must be non-negative with a positive sum, got {list(weights)}")
+    first: dict[str, torch.Tensor] = {}
+    sums: dict[str, torch.Tensor] = {}
+    count, total = 0, 0.0
+    for i, state in enumerate(state_dicts):
+        if weights is not None and i >= len(weights):
+            raise SoupError(f"{len(weights)} weights for more models")
+        weight = 1.0 if weights is None else float(weights[i])
+        if i == 0:
+            first = dict(state)
+            sums = {name: torch.zeros(tensor.shape, dtype=torch.float64)
+                    for name, tensor in first.items() if tensor.is_floating_point()}
+        elif state.keys() != first.keys():
+            raise SoupError(f"model {i} has other parameters than model 0: {sorted(state.keys() ^ first.keys())[:5]}")
+        for name, tensor in state.items():
+            if tensor.shape != first[name].shape:
+                raise SoupError(f"{name}: shape {tuple(tensor.shape)} in model {i}, {tuple(first[name].shape)} in "
                                 "model 0")
-    averaged = {}
-    for name, tensor in first.items():
-        if not tensor.is_floating_point():
-            if any(not torch.equal(sd[name], tensor) for sd in state_dicts[1:]):
+            if name in sums:
+                sums[name] += tensor.detach().to(torch.float64) * weight
+            elif not torch.equal(tensor, first[name]):
                 raise SoupError(f"{name} is not floating point and differs between the models")
-            averaged[name] = tensor.clone()
-            continue
-        acc = torch.zeros(tensor.shape, dtype=torch.float64)
-        for sd, w in zip(state_dicts, weights, strict=True):
-            acc += sd[name].to(torch.float64) * (w / total)
-        averaged[name] = acc.to(tensor.dtype)
-    return averaged
+        count += 1
+        total += weight
+    if count == 0:
+        raise SoupError("no models to average")
+    if weights is not None and count != len(weights):
+        raise SoupError(f"{len(weights)} weights for {count} models")
+    return {name: (sums[name] / total).to(tensor.dtype) if name in sums else tensor for name, tensor in first.items()}
 
 
 def _architecture(model) -> dict:
@@ -72,17 +74,25 @@ def make_soup(models: Sequence[str | Path], out: Path, weights: Sequence[float] 
               environment: dict | None = None) -> Path:
     """Average ``models`` (transformers directories of one architecture and tokenizer) into ``out``.
 
-    Writes ``out/soup.json`` with the sources, the weights and the command, so the soup can be rebuilt."""
+    The models are loaded one after another. Writes ``out/soup.json`` with the sources, the weights and the command,
+    so the soup can be rebuilt."""
     if len(models) < 2:
         raise SoupError("a soup needs at least two models")
-    loaded = [load_model(str(path)) for path in models]
-    base, tokenizer = loaded[0]
-    for path, (model, tok) in zip(models[1:], loaded[1:], strict=True):
-        if _architecture(model) != _architecture(base):
-            raise SoupError(f"{path} has another architecture than {models[0]}")
-        if tok.get_vocab() != tokenizer.get_vocab():
-            raise SoupError(f"{path} has another tokenizer than {models[0]}")
-    base.load_state_dict(average_state_dicts([model.state_dict() for model, _ in loaded], weights))
+    if weights is not None and len(weights) != len(models):
+        raise SoupError(f"{len(weights)} weights for {len(models)} models")
+    base, tokenizer = load_model(str(models[0]))
+
+    def states():
+        yield base.state_dict()
+        for path in models[1:]:
+            model, tok = load_model(str(path))
+            if _architecture(model) != _architecture(base):
+                raise SoupError(f"{path} has another architecture than {models[0]}")
+            if tok.get_vocab() != tokenizer.get_vocab():
+                raise SoupError(f"{path} has another tokenizer than {models[0]}")
+            yield model.state_dict()
+
+    base.load_state_dict(average_state_dicts(states(), weights))
     save_model(base, tokenizer, out)
     uniform = [1.0 / len(models)] * len(models)
     normalised = uniform if weights is None else [w / sum(weights) for w in weights]
