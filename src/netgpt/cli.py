@@ -45,6 +45,8 @@ def tasks_sample(
     n: Annotated[int, typer.Option(min=1)] = 5,
     seed: Annotated[int, typer.Option()] = 0,
     split: Annotated[str, typer.Option(help="train (in-distribution) or ood (held-out templates/ranges)")] = "train",
+    start: Annotated[int, typer.Option(min=0, help="index of the first task: --split train --seed S --start K prints "
+                                               "the training stream of seed S from position K")] = 0,
 ) -> None:
     """Print N generated tasks as JSONL on stdout."""
     from netgpt.tasks import generate
@@ -53,8 +55,27 @@ def tasks_sample(
     if split not in ("train", "ood"):
         raise typer.BadParameter("split must be train or ood", param_hint="--split")
     families = [get_family(family).name] if family else None
-    for task in generate.generate_split(split, n, seed, families):
+    for task in generate.generate_split(split, n, seed, families, start):
         sys.stdout.write(generate.task_line(task))
+
+
+@tasks_app.command("missed")
+def tasks_missed(
+    run: Annotated[Path, typer.Argument(help="a finished `netgpt eval` run on training-stream tasks")],
+    out: Annotated[Path, typer.Option(help="JSONL of the tasks it answered wrong (RL's task_pool.file)")],
+) -> None:
+    """Write the tasks a policy answered wrong in an eval run: the pool RL replays (configs' task_pool)."""
+    from netgpt.rl.task_pool import TaskPoolError, missed_tasks
+    from netgpt.tasks import generate
+
+    try:
+        tasks = missed_tasks(run)
+    except TaskPoolError as err:
+        raise typer.BadParameter(str(err), param_hint="RUN") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(generate.task_line(t) for t in tasks))
+    per_family = " ".join(f"{name}:{n}" for name, n in sorted(Counter(t.family for t in tasks).items()))
+    console.print(f"{len(tasks)} missed task(s) → {out} ({per_family or 'none'})")
 
 
 @tasks_app.command("build")
@@ -481,6 +502,7 @@ def train_command(
     """Agentic RL: group rollouts with entropy-guided branching, multi-objective reward, masked PPO-clip loss."""
     from netgpt.eval.harness import environment_info
     from netgpt.rl.config import RLConfig
+    from netgpt.rl.task_pool import TaskPoolError
     from netgpt.rl.trainer import RLTrainer, plot_training_curves
 
     cfg = _load_config(RLConfig.load, config, model=model, out=out, steps=steps, seed=seed, device=device,
@@ -488,9 +510,12 @@ def train_command(
     rollout = {"backend": backend.value if backend else None, "workers": rollout_workers, "address": ray_address}
     cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(
         update={k: v for k, v in rollout.items() if v is not None})})
-    trainer = RLTrainer(cfg, status=lambda m: console.print(f"[dim]{m}"))
     try:
-        if resume and trainer.resume():
+        trainer = RLTrainer(cfg, status=lambda m: console.print(f"[dim]{m}"))
+    except TaskPoolError as err:
+        raise typer.BadParameter(str(err), param_hint="--config") from None
+    try:
+        if resume and _resumed(trainer):
             console.print(f"resumed at step {trainer.step} from {cfg.out}")
         elif resume:
             console.print(f"[yellow]no checkpoint in {cfg.out}: starting from step 0")
@@ -514,6 +539,15 @@ def train_command(
         plot_training_curves(rows, cfg.out / "training_curves.png")
     console.print(f"[green]done[/] {cfg.out} (evaluate with: netgpt eval --policy "
                   f"{cfg.out}/checkpoint-{cfg.steps:06d}/model)")
+
+
+def _resumed(trainer) -> bool:
+    from netgpt.rl.task_pool import TaskPoolError
+
+    try:
+        return trainer.resume()
+    except TaskPoolError as err:
+        raise typer.BadParameter(str(err), param_hint="--resume") from None
 
 
 @app.command("soup")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.reward import Budget, RewardWeights
@@ -37,6 +37,15 @@ class DynamicSamplingConfig(BaseModel):
     metric: Literal["quality", "reward"] = Field("quality", description="what must differ within a group: the "
                                                  "answer's quality term, or the trained scalar reward")
     max_draws: int = Field(3, ge=1, description="batches of tasks_per_step tasks drawn at most per step")
+
+
+class TaskPoolConfig(BaseModel):
+    """Tasks the start missed, replayed beside the training stream (:mod:`netgpt.rl.task_pool`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: Path | None = Field(None, description="JSONL of training tasks (`netgpt tasks missed`); none: stream only")
+    per_step: int = Field(2, ge=1, description="pool tasks in each step's batch of tasks_per_step (the rest come "
+                                               "from the stream)")
 
 
 class RolloutBackendConfig(BaseModel):
@@ -68,6 +77,7 @@ class RLConfig(BaseModel):
     max_turns: int = Field(4, ge=1)
     branching: BranchingConfig = Field(default_factory=BranchingConfig)
     dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
+    task_pool: TaskPoolConfig = Field(default_factory=TaskPoolConfig)
     rollout: RolloutBackendConfig = Field(default_factory=RolloutBackendConfig)
 
     # reward and advantages
@@ -105,6 +115,13 @@ class RLConfig(BaseModel):
     save_steps: int = Field(5, ge=1, description="checkpoint every N steps (and at the end)")
     keep_checkpoints: int = Field(2, ge=1)
     export_model: bool = Field(True, description="save a loadable model/ directory in every checkpoint")
+
+    @model_validator(mode="after")
+    def _pool_fits_the_batch(self) -> RLConfig:
+        if self.task_pool.file is not None and self.task_pool.per_step > self.tasks_per_step:
+            raise ValueError(f"task_pool.per_step ({self.task_pool.per_step}) exceeds tasks_per_step "
+                             f"({self.tasks_per_step})")
+        return self
 
     @property
     def max_completion_tokens(self) -> int:

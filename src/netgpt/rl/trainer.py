@@ -40,6 +40,7 @@ from netgpt.rl.checkpoint import (
 from netgpt.rl.config import RLConfig
 from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_loss
 from netgpt.rl.rollout import BranchStats, EpisodeRunner, Rollout, collect_rollouts, local_runner
+from netgpt.rl.task_pool import TaskPoolError, load_pool, pool_batch
 from netgpt.tasks.generate import training_task
 from netgpt.tasks.schema import Task
 
@@ -73,6 +74,8 @@ class RLTrainer:
 
         self.config = config
         self.reward_fn = reward_fn
+        # the pool is checked before the model loads: a missing file should not cost a model conversion
+        self.missed, self.missed_sha256 = load_pool(config.task_pool.file) if config.task_pool.file else ([], None)
         self.accelerator = Accelerator(cpu=config.device == "cpu")
         if config.rollout.backend == "ray" and self.accelerator.num_processes > 1:
             raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
@@ -142,14 +145,18 @@ class RLTrainer:
 
     def tasks_for(self, step: int, draw: int = 0) -> list[Task]:
         """Training-stream tasks of ``step`` (its ``draw``-th batch under dynamic sampling): a pure function of the
-        step, so a resumed run draws the same tasks. Each process of a multi-GPU run takes its own slice."""
+        step, so a resumed run draws the same tasks. Each process of a multi-GPU run takes its own slice. With a
+        ``task_pool``, the first batch ends with ``per_step`` tasks the start missed."""
         cfg, acc = self.config, self.accelerator
         extra = cfg.dynamic_sampling.max_draws - 1 if cfg.dynamic_sampling.enabled else 0
         if not 0 <= draw <= extra:
             raise ValueError(f"draw {draw} of step {step}: this run draws at most {extra + 1} batches per step")
         slot = step if draw == 0 else step * extra + draw - 1
-        first = (EXTRA_DRAWS_START if draw else 0) + (slot * acc.num_processes + acc.process_index) * cfg.tasks_per_step
-        return [training_task(cfg.data_seed, first + k, cfg.families) for k in range(cfg.tasks_per_step)]
+        replayed = pool_batch(self.missed, step, cfg.task_pool.per_step, acc.process_index, acc.num_processes) \
+            if self.missed and draw == 0 else []
+        fresh = cfg.tasks_per_step - len(replayed)
+        first = (EXTRA_DRAWS_START if draw else 0) + (slot * acc.num_processes + acc.process_index) * fresh
+        return [training_task(cfg.data_seed, first + k, cfg.families) for k in range(fresh)] + replayed
 
     def _count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -395,11 +402,23 @@ class RLTrainer:
         saved = self.out / "config.json"
         before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
         ensure_same_run(self.out, saved, before, _recipe(self.config))
+        self._ensure_same_pool()
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
         if self.accelerator.is_main_process:  # rows logged after the checkpoint are redone
             for path in (self.metrics_path, self.rollouts_path):
                 path.write_text("".join(json.dumps(row) + "\n" for row in rows_before(path, self.step)))
         return True
+
+    def _ensure_same_pool(self) -> None:
+        """A resumed run replays the pool its checkpoints were trained with: the file may not change in between."""
+        if not self.missed:
+            return
+        saved = self.out / "task_pool.json"
+        recorded = json.loads(saved.read_text())["sha256"] if saved.is_file() else None
+        if recorded != self.missed_sha256:
+            raise TaskPoolError(f"{self.config.task_pool.file} is not the pool {self.out} was trained with "
+                                f"(sha256 {recorded} there, {self.missed_sha256} here): restore it or choose "
+                                "another --out")
 
     def train(self, progress: Callable[[dict], None] = lambda row: None) -> list[dict]:
         """Steps until ``steps``; the main process alone writes the run directory (metrics, rollouts, TensorBoard,
@@ -415,6 +434,10 @@ class RLTrainer:
                 self.metrics_path.unlink(missing_ok=True)
                 self.rollouts_path.unlink(missing_ok=True)
             (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
+            if self.missed:
+                (self.out / "task_pool.json").write_text(json.dumps(
+                    {"file": str(self.config.task_pool.file), "sha256": self.missed_sha256,
+                     "task_ids": [t.id for t in self.missed]}, indent=2))
         writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step) if main else None
         rows = []
         try:
@@ -464,13 +487,12 @@ def rollout_records(step: int, tasks: list[Task], rollouts: list[Rollout], rewar
 
     Why: the step metrics say that the score moved, these rows say what the policy changed. A flip of one argument
     (``"los": false``), a reply misread, or a group with no signal shows up here, not in the means."""
-    questions = {task.id: task.question for task in tasks}
     records = []
     for r, reward, advantage in zip(rollouts, rewards, advantages):
         episode = r.result.model_dump(mode="json", exclude={"trajectory"})
         records.append({"step": step, "process": process, "group": r.group, "parent": r.parent,
                         "fork_turn": r.fork_turn,
-                        "question": questions.get(r.result.task_id), "reward": reward, "advantage": float(advantage),
+                        "question": tasks[r.group].question, "reward": reward, "advantage": float(advantage),
                         "reward_terms": episode.pop("reward"), **episode})
     return records
 

@@ -56,10 +56,11 @@ def make_task(fam: Family, split: str, base_seed: int, index: int) -> Task:
     raise RuntimeError(f"{fam.name}: no valid task after {MAX_ATTEMPTS} worlds (split={split}, index={index})")
 
 
-def generate_split(split: str, n: int, base_seed: int, families: list[str] | None = None) -> Iterator[Task]:
-    """``n`` tasks balanced across families (round robin)."""
+def generate_split(split: str, n: int, base_seed: int, families: list[str] | None = None,
+                   start: int = 0) -> Iterator[Task]:
+    """``n`` tasks balanced across families (round robin), from index ``start``."""
     names = families or list(FAMILIES)
-    for index in range(n):
+    for index in range(start, start + n):
         yield make_task(family(names[index % len(names)]), split, base_seed, index)
 
 
