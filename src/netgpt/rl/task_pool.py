@@ -10,9 +10,8 @@ Data path::
 Why: a group trains the answer only when its rollouts differ in quality. In the bench's three RL runs, 122 of 180
 groups were right in every rollout (`results/bench/training`), and the 14 test tasks that three seeds all missed in
 `results/ablations/rl-soup` were missed by their start too: the uniform stream puts few groups where greedy decoding
-slips. Replaying the tasks the start
-missed spends rollouts there. Only training-stream tasks are accepted, so an evaluation split cannot leak into
-training.
+slips. Replaying the tasks the start missed spends rollouts there (`results/ablations/rl-missed-tasks`). Only
+training-stream tasks are accepted, so an evaluation split cannot leak into training.
 """
 
 from __future__ import annotations
