@@ -433,6 +433,7 @@ class RLTrainer:
                 remove_checkpoints(self.out)
                 self.metrics_path.unlink(missing_ok=True)
                 self.rollouts_path.unlink(missing_ok=True)
+                (self.out / "task_pool.json").unlink(missing_ok=True)
             (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
             if self.missed:
                 (self.out / "task_pool.json").write_text(json.dumps(
