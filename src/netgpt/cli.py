@@ -336,6 +336,7 @@ def eval_command(
     import time
 
     from netgpt.core.episode import EpisodeConfig
+    from netgpt.core.model import model_sha256
     from netgpt.eval.harness import (
         EpisodeLog,
         aggregate,
@@ -356,6 +357,8 @@ def eval_command(
     name = _checkpoint_name(Path(policy)) if Path(policy).is_dir() else policy
     out = out or Path("runs") / f"{name}-{Path(split).stem}"
     generation = {"model": model, "dtype": dtype, "max_new_tokens": max_new_tokens}
+    if policy not in SCRIPTED:  # which weights, not only which path: a model retrained in place is another run
+        generation["model_sha256"] = model_sha256(model if policy in LLM_POLICIES else policy)
     settings = {"policy": policy, "split": split, "seed": seed, "generator_version": split_generator_version(tasks),
                 "episode": config.model_dump(), "faults": fault_config.model_dump(),
                 **({} if policy in SCRIPTED else generation)}
@@ -456,7 +459,7 @@ def sft_command(
     resume: Annotated[bool, typer.Option(help="continue from the newest checkpoint in the run directory")] = False,
 ) -> None:
     """Fine-tune the core on the teacher's or the oracle's successful traces (masked loss on the core's turns)."""
-    from netgpt.core.model import load_model
+    from netgpt.core.model import load_model, model_sha256
     from netgpt.eval.harness import environment_info
     from netgpt.protocol import AgentRegistry
     from netgpt.sft import SFTConfig, build_dataset, refuse_several_processes, train_sft, with_native_precision
@@ -475,8 +478,9 @@ def sft_command(
     steps = cfg.epochs * -(-len(data) // cfg.batch_size)
     with _progress() as progress:
         bar = progress.add_task("sft", total=steps)
-        train_sft(cfg, model, tokenizer, data, resume=resume, progress=lambda row: progress.update(
-            bar, completed=row["step"] + 1, description=f"sft loss {row['loss']:.3f}"))
+        train_sft(cfg, model, tokenizer, data, resume=resume, start_sha256=model_sha256(cfg.model),
+                  progress=lambda row: progress.update(bar, completed=row["step"] + 1,
+                                                       description=f"sft loss {row['loss']:.3f}"))
     console.print(f"[green]saved[/] {cfg.out / 'model'} (evaluate with: netgpt eval --policy {cfg.out / 'model'})")
 
 

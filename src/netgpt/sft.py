@@ -22,12 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
 from netgpt.core.forward import common_prefix_length, predicting_hidden
-from netgpt.core.model import save_model, select_trainable
+from netgpt.core.model import DEFAULT_MODEL, save_model, select_trainable
 from netgpt.core.prompt import environment_turn, system_prompt
 from netgpt.rl.checkpoint import (
     ensure_same_run,
+    ensure_same_start,
     list_checkpoints,
     load_checkpoint,
+    record_start,
     remove_checkpoints,
     rows_before,
     save_checkpoint,
@@ -188,12 +190,14 @@ def refuse_several_processes() -> None:
 
 
 def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], progress=None,
-              resume: bool = False) -> list[dict]:
+              resume: bool = False, start_sha256: str | None = None) -> list[dict]:
     """A compact training loop written against ``accelerate``; returns the per-step metrics.
 
     Every ``save_steps`` steps it writes an atomic checkpoint (trained parameters, optimiser, schedule, RNG states).
     With ``resume`` it continues from the newest one: the batch schedule is a function of the seed and the data, so
-    the continued run trains on the same batches and ends with the same weights as one never killed."""
+    the continued run trains on the same batches and ends with the same weights as one never killed.
+    ``start_sha256`` (``model_sha256`` of the model ``config.model`` names) is recorded, and a resume from a model
+    whose files changed since is refused."""
     from accelerate import Accelerator
     from transformers import get_scheduler
 
@@ -216,7 +220,8 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=int(config.warmup_ratio *
                               len(schedule)), num_training_steps=len(schedule))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    first_step, metrics = _start(config, len(data), resume, accelerator.unwrap_model(model), optimizer, scheduler)
+    first_step, metrics = _start(config, len(data), resume, accelerator.unwrap_model(model), optimizer, scheduler,
+                                 start_sha256)
     with open(config.out / "metrics.jsonl", "w") as log:
         for row in metrics:  # a resumed run keeps the rows up to its checkpoint and redoes the rest
             log.write(json.dumps(row) + "\n")
@@ -250,21 +255,25 @@ def train_sft(config: SFTConfig, model, tokenizer, data: Sequence[Trajectory], p
     return metrics
 
 
-def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+def _start(config: SFTConfig, n_examples: int, resume: bool, model, optimizer, scheduler,
+           start_sha256: str | None) -> tuple[int, list[dict]]:
     """Step to start from and the metric rows already logged: (0, []) for a fresh run, else the newest checkpoint's
-    step, after checking that the run directory was trained with this same config and data."""
+    step, after checking that the run directory was trained with this same config, data and starting model."""
     config.out.mkdir(parents=True, exist_ok=True)
     settings = {"exclude": {"out", "save_steps"}, "mode": "json"}
     identity = {**config.model_dump(**settings), "examples": n_examples}
     saved = config.out / "sft_run.json"
+    start = config.model or DEFAULT_MODEL
     checkpoints = list_checkpoints(config.out) if resume else []
     if checkpoints:
         # settings added since the record was written count at their defaults
         before = {**SFTConfig().model_dump(**settings), **json.loads(saved.read_text())} if saved.is_file() else None
         ensure_same_run(config.out, saved, before, identity)
+        ensure_same_start(config.out, start, start_sha256)
         step = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
         return step, rows_before(config.out / "metrics.jsonl", step)
     remove_checkpoints(config.out)
     saved.write_text(json.dumps(identity, indent=2))
+    record_start(config.out, start, start_sha256)
     (config.out / "config.json").write_text(config.model_dump_json(indent=2))
     return 0, []

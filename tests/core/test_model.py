@@ -33,3 +33,20 @@ def test_the_light_token_counter_counts_like_the_transformers_tokenizer(tokenize
     save_model(tiny_model(tokenizer), tokenizer, tmp_path / "ckpt")  # a checkpoint directory works too
     for count in (token_counter(), token_counter(str(tmp_path / "ckpt"))):
         assert [count(t) for t in texts] == [len(tokenizer(t).input_ids) for t in texts]
+
+
+def test_model_sha256_tells_models_apart_not_paths(tokenizer, tmp_path):
+    """The same files anywhere give the same fingerprint; retraining into the same path gives another."""
+    import shutil
+
+    from netgpt.core.model import model_sha256, save_model, tiny_model
+
+    save_model(tiny_model(tokenizer, seed=1), tokenizer, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    first = model_sha256(str(tmp_path / "a"))
+    assert len(first) == 64 and model_sha256(str(tmp_path / "copy")) == first
+    save_model(tiny_model(tokenizer, seed=2), tokenizer, tmp_path / "a")  # another model saved over it
+    assert model_sha256(str(tmp_path / "a")) != first
+    (tmp_path / "copy" / "config.json").rename(tmp_path / "copy" / "config.renamed.json")
+    assert model_sha256(str(tmp_path / "copy")) != first  # file names count, not only their bytes
+    assert model_sha256("HuggingFaceTB/not-a-local-directory") is None

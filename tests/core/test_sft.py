@@ -153,14 +153,18 @@ def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path)
             raise _Killed
 
     with pytest.raises(_Killed):
-        train_sft(config("killed"), tiny_model(tokenizer, seed=0), tokenizer, data, progress=kill_after_step_4)
+        train_sft(config("killed"), tiny_model(tokenizer, seed=0), tokenizer, data, progress=kill_after_step_4,
+                  start_sha256="a" * 64)
     assert [c.name for c in list_checkpoints(tmp_path / "killed")] == ["checkpoint-000004"]
     with pytest.raises(ValueError, match="another config"):
         train_sft(config("killed", learning_rate=1e-3), tiny_model(tokenizer, seed=0), tokenizer, data, resume=True)
+    with pytest.raises(ValueError, match="is not the one it was trained from"):  # its start was retrained since
+        train_sft(config("killed"), tiny_model(tokenizer, seed=0), tokenizer, data, resume=True,
+                  start_sha256="b" * 64)
     record = tmp_path / "killed" / "sft_run.json"  # as written before state_steps existed: it counts at its default
     record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "state_steps"}))
     resumed = tiny_model(tokenizer, seed=0)
-    metrics = train_sft(config("killed"), resumed, tokenizer, data, resume=True)
+    metrics = train_sft(config("killed"), resumed, tokenizer, data, resume=True, start_sha256="a" * 64)
     assert [(r["step"], r["loss"], r["lr"]) for r in metrics] == [(r["step"], r["loss"], r["lr"]) for r in expected]
     logged = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["loss"] for line in logged] == [r["loss"] for r in expected]

@@ -81,3 +81,23 @@ def test_resume_refuses_a_run_on_another_task_generator(tmp_path):
     (run / "run.json").write_text(json.dumps({**info, "generator_version": "1.0.0"}))
     refused = _eval("--limit", "24", "--out", str(run), "--resume")
     assert refused.returncode != 0 and "generator_version: '1.0.0' there, '1.1.0' here" in _said(refused)
+
+
+def test_resume_refuses_a_checkpoint_retrained_in_place(tokenizer, tmp_path):
+    """The weights' SHA-256 is a setting: another model saved to the same directory does not extend the run. A run
+    recorded before the fingerprint existed is compared on the rest."""
+    from netgpt.core.model import model_sha256, save_model, tiny_model
+
+    ckpt, run = tmp_path / "ckpt", tmp_path / "run"
+    save_model(tiny_model(tokenizer, seed=4), tokenizer, ckpt)
+    llm = ["--policy", str(ckpt), "--max-new-tokens", "8", "--max-turns", "1", "--out", str(run)]
+    first = _eval("--limit", "2", *llm)
+    assert first.returncode == 0, first.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["model_sha256"] == model_sha256(str(ckpt))
+    save_model(tiny_model(tokenizer, seed=5), tokenizer, ckpt)
+    refused = _eval("--limit", "4", "--resume", *llm)
+    assert refused.returncode != 0 and "other settings (model_sha256: " in _said(refused)
+    (run / "run.json").write_text(json.dumps({k: v for k, v in info.items() if k != "model_sha256"}))
+    older = _eval("--limit", "4", "--resume", *llm)
+    assert older.returncode == 0 and "(2 kept from the earlier run)" in _said(older), older.stderr

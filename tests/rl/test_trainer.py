@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from netgpt.core.model import save_model, tiny_model
+from netgpt.core.model import model_sha256, save_model, tiny_model
 from netgpt.rl.checkpoint import list_checkpoints
 from netgpt.rl.config import RLConfig
 from netgpt.rl.trainer import RLTrainer
@@ -113,6 +114,26 @@ def test_resume_refuses_another_recipe_and_a_fresh_run_clears_the_old_one(tokeni
     assert [p.name for p in list_checkpoints(config.out)] == ["checkpoint-000002"]
     steps = [json.loads(line)["step"] for line in (config.out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1]
+
+
+def test_resume_refuses_a_start_model_retrained_in_place(tokenizer, registry, tmp_path):
+    """Checkpoints hold only the trained parameters (here the top layer): resuming after another model was saved where
+    the run's start was would join them to that model's frozen layers, so it is refused until the start is back."""
+    start = tmp_path / "start"
+    save_model(tiny_model(tokenizer, seed=1), tokenizer, start)
+    config = _config(tmp_path, steps=1, model=str(start), train="top_layers", top_layers=1)
+    RLTrainer(config, registry=registry, reward_fn=odd_token_share).train()
+    recorded = json.loads((config.out / "start_model.json").read_text())
+    assert recorded == {"model": str(start), "sha256": model_sha256(str(start))}
+    shutil.copytree(start, tmp_path / "kept")
+    save_model(tiny_model(tokenizer, seed=2), tokenizer, start)  # an SFT rerun saved to the same path
+    longer = config.model_copy(update={"steps": 2})
+    with pytest.raises(ValueError, match="is not the one it was trained from"):
+        RLTrainer(longer, registry=registry, reward_fn=odd_token_share).resume()
+    shutil.rmtree(start)
+    shutil.copytree(tmp_path / "kept", start)
+    restored = RLTrainer(longer, registry=registry, reward_fn=odd_token_share)
+    assert restored.resume() and restored.step == 1
 
 
 def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tmp_path):

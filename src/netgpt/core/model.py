@@ -10,6 +10,7 @@ nothing is ever fetched from a model hub.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -90,6 +91,21 @@ def resolve_model(name_or_path: str | None, status: Callable[[str], None] = lamb
     if name_or_path in (None, "", DEFAULT_MODEL):
         return str(ensure_default_model(status))
     return name_or_path
+
+
+def model_sha256(name_or_path: str | None) -> str | None:
+    """SHA-256 over a model directory's files (weights, config, tokenizer), names included; None for a name that is
+    not a local directory. A path says where a model is, not which one: ``runs/bench/sft_oracle/model`` has held
+    three different SFT runs, so runs record this to tell what they started from or evaluated."""
+    path = Path(resolve_model(name_or_path))
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        with open(file, "rb") as f:
+            digest.update(f"{file.relative_to(path).as_posix()}\0{hashlib.file_digest(f, 'sha256').hexdigest()}\n"
+                          .encode())
+    return digest.hexdigest()
 
 
 def load_model(name_or_path: str | None = None, device: str = "cpu", dtype: str = "float32",

@@ -107,7 +107,8 @@ def split_size(split: str, limit: int | None) -> int:
     return min(size, limit) if limit else size
 
 
-TRAINING_FILES = ("config.json", "run.json", "metrics.jsonl", "training_curves.png", "rollouts.jsonl")
+TRAINING_FILES = ("config.json", "run.json", "start_model.json", "metrics.jsonl", "training_curves.png",
+                  "rollouts.jsonl")
 
 
 def _netgpt(*args: str) -> list[str]:
@@ -197,7 +198,8 @@ def needed(stages: list[Stage]) -> set[str]:
 
 
 def keep_training_files(run: Path, target: Path) -> None:
-    """Copy a finished training run's config, metrics, curves and rollout log to ``target`` (committed)."""
+    """Copy a finished training run's config, starting model's fingerprint, metrics, curves and rollout log to
+    ``target`` (committed)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in TRAINING_FILES:
         if (run / name).is_file():

@@ -157,9 +157,14 @@ def load_episode_scores(run_dir: Path, term: str = "total") -> dict[str, float]:
     return {e["task_id"]: e["reward"][term] for e in data["episodes"]}
 
 
+# settings that runs began to record later: an older run without them is compared on the rest
+LATER_SETTINGS = frozenset({"model_sha256"})
+
+
 def _check_settings(source: Path, recorded: dict, settings: dict) -> None:
     wanted = json.loads(json.dumps(settings))
-    differ = [key for key in wanted if recorded.get(key) != wanted[key]]
+    differ = [key for key in wanted if recorded.get(key) != wanted[key]
+              and not (key in LATER_SETTINGS and key not in recorded)]
     if differ:
         shown = ", ".join(key if isinstance(wanted.get(key), dict) else
                           f"{key}: {recorded.get(key)!r} there, {wanted.get(key)!r} here" for key in differ)
@@ -173,7 +178,8 @@ def finished_episodes(out: Path, settings: dict) -> tuple[dict[str, EpisodeResul
 
     Episodes are independent (greedy decoding; faults are seeded per task's session), so they can be kept and only
     the missing tasks run. ``settings`` are the run.json entries that decide what an episode does (policy, split,
-    task generator version, seed, episode and fault config; for an LLM also model, dtype and tokens per turn):
+    task generator version, seed, episode and fault config; for an LLM also model, dtype, tokens per turn and the
+    weights' SHA-256):
     raises ValueError when the earlier run's differ."""
     episodes: dict[str, EpisodeResult] = {}
     parts: list[dict] = []

@@ -108,6 +108,30 @@ def remove_checkpoints(out: Path) -> None:
         shutil.rmtree(path)
 
 
+START_FILE = "start_model.json"
+
+
+def record_start(out: Path, model: str | None, sha256: str | None) -> None:
+    """Write which model a fresh run starts from (``start_model.json``): its checkpoints hold only the trained
+    parameters, so a resume rebuilds the frozen rest from that path and must find the same weights there."""
+    (out / START_FILE).write_text(json.dumps({"model": model, "sha256": sha256}, indent=2) + "\n")
+
+
+def ensure_same_start(out: Path, model: str | None, sha256: str | None) -> None:
+    """Refuse to resume ``out`` when the starting model's files changed since the run began (a retrained SFT saved
+    to the same path): its trained layers would be joined to another model's frozen ones. A run that recorded no
+    start (one from before the record existed) is continued unchecked."""
+    saved = out / START_FILE
+    if not saved.is_file():
+        return
+    recorded = json.loads(saved.read_text())
+    if recorded["sha256"] != sha256:
+        raise ValueError(f"cannot resume {out}: the starting model {model} is not the one it was trained from "
+                         f"(sha256 {recorded['sha256']} there, {sha256} here; {recorded['model']} then): its "
+                         "checkpoints hold only the trained parameters and the rest would come from another model; "
+                         "restore that model or use a new --out")
+
+
 def ensure_same_run(out: Path, record: Path, before: dict | None, now: dict) -> None:
     """Refuse to resume ``out`` when the recipe saved in ``record`` (``before``) differs from ``now``: continuing
     another recipe's checkpoint would silently mix two runs in one. The error names the settings that differ."""

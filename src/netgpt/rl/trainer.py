@@ -26,13 +26,15 @@ import torch
 
 from netgpt.core.episode import EpisodeConfig, EpisodeResult
 from netgpt.core.llm import LLMPolicy
-from netgpt.core.model import load_model, select_trainable
+from netgpt.core.model import DEFAULT_MODEL, load_model, model_sha256, select_trainable
 from netgpt.eval.harness import aggregate
 from netgpt.rl.advantages import dynamic_sampling_filter, group_relative_advantages, groups_with_spread
 from netgpt.rl.checkpoint import (
     ensure_same_run,
+    ensure_same_start,
     list_checkpoints,
     load_checkpoint,
+    record_start,
     remove_checkpoints,
     rows_before,
     save_checkpoint,
@@ -81,9 +83,12 @@ class RLTrainer:
             raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
                              "without accelerate launch (its workers are the parallel part)")
         torch.manual_seed(config.seed)
+        # a model passed in memory has no files to fingerprint; one loaded by path is recorded (start_model.json)
+        self.start_model, self.start_sha256 = None, None
         if model is None:
             model, tokenizer = load_model(config.model, device=str(self.accelerator.device), dtype=config.dtype,
                                           status=status)
+            self.start_model, self.start_sha256 = config.model or DEFAULT_MODEL, model_sha256(config.model)
         self.tokenizer = tokenizer
         self.reference = None
         if config.beta > 0:
@@ -402,6 +407,7 @@ class RLTrainer:
         saved = self.out / "config.json"
         before = _recipe(RLConfig.model_validate_json(saved.read_text())) if saved.is_file() else None
         ensure_same_run(self.out, saved, before, _recipe(self.config))
+        ensure_same_start(self.out, self.start_model, self.start_sha256)
         self._ensure_same_pool()
         self.step = load_checkpoint(checkpoints[-1], self.accelerator.unwrap_model(self.model), self.optimizer)
         if self.accelerator.is_main_process:  # rows logged after the checkpoint are redone
@@ -434,6 +440,7 @@ class RLTrainer:
                 self.metrics_path.unlink(missing_ok=True)
                 self.rollouts_path.unlink(missing_ok=True)
                 (self.out / "task_pool.json").unlink(missing_ok=True)
+                record_start(self.out, self.start_model, self.start_sha256)
             (self.out / "config.json").write_text(self.config.model_dump_json(indent=2))
             if self.missed:
                 (self.out / "task_pool.json").write_text(json.dumps(
