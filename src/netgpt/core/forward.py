@@ -23,7 +23,7 @@ def predicting_hidden(model, prefix_ids: Sequence[int], rows: torch.Tensor, atte
     batch, width, p = rows.shape[0], rows.shape[1], len(prefix_ids)
     decoder = model.get_decoder()
     prefix_out = decoder(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True)
-    cache = prefix_out.past_key_values
+    cache = prefix_out.cache
     cache.batch_repeat_interleave(batch)
     full_attention = torch.cat([torch.ones((batch, p), dtype=attention.dtype, device=device), attention], dim=1)
     position_ids = torch.arange(p, p + width, device=device).expand(batch, width)
