@@ -139,7 +139,7 @@ class RandomPolicy(Policy):
                 continue
             agent, skill = self.skills[int(rng.integers(len(self.skills)))]
             props = skill.args_schema.get("properties", {})
-            args = {k: v for k, v in self.tasks[i].params.items() if k in props}
+            args = {k: v for k, v in self.tasks[i].params.model_dump().items() if k in props}
             out.append((render_call(Call(agent=agent, skill=skill.name, args=args)), None, False))
         return out
 

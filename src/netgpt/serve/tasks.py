@@ -25,11 +25,11 @@ from typing import Any
 
 from netgpt import radio
 from netgpt.serve.schema import Recognised, TaskOptions
-from netgpt.tasks.families import SCENARIO_NAMES, PeakRate, Tbs, clock, family
+from netgpt.tasks.families import FAMILIES, SCENARIO_NAMES, PeakRate, Tbs, clock, family
+from netgpt.tasks.params import FREE_TEXT, parse_params
 from netgpt.tasks.schema import AnswerSpec, Observation, Task
 from netgpt.world import World, WorldConfig, generate_world
 
-FREE_TEXT = "free_text"
 DEFAULT_WORLD_SEED = 0
 # Families whose answer does not depend on the world: a question about them needs no state.
 RECOGNISED_FAMILIES = ("pathloss", "tbs", "peak_rate", "spec_fact")
@@ -110,7 +110,8 @@ def recognise(question: str) -> Recognised | None:
                 params[field] = float(value) if "." in value else int(value)
         try:
             _complete(name, params)
-        except ValueError:  # e.g. an SCS that is no numerology: not this template's question
+            parse_params(name, params)
+        except ValueError:  # e.g. an SCS that is no numerology, a Q_m no modulation has: not this template's question
             continue
         return Recognised(family=name, template=template, params=params)
     return None
@@ -150,13 +151,17 @@ def build_task(task_id: str, message: str, options: TaskOptions, *, needs_plan: 
         raise TaskError("observation given twice (```json block and netgpt.observation)", "invalid_observation")
     observation = observation or options.observation
     if options.task is not None:
+        # options.task was validated against its family's parameter model when the request was parsed (Task)
+        if needs_plan and options.task.family not in FAMILIES:
+            raise TaskError(f"netgpt.task.family: {options.task.family!r} is not a benchmark family, so this scripted "
+                            "policy has no plan for it", "unsupported_question")
         update: dict[str, Any] = {"id": task_id, "question": question}
         if observation is not None:
             update["observation"] = observation
         if options.faults is not None:
             update["faults"] = options.faults
         task = options.task.model_copy(update=update)
-        return task, Recognised(family=task.family, template=task.template, params=task.params)
+        return task, Recognised(family=task.family, template=task.template, params=task.params.model_dump())
 
     world = options.state or seeded_world(options.world_seed if options.world_seed is not None else DEFAULT_WORLD_SEED)
     observation = observation or Observation(time=clock(world.now_h))
@@ -164,7 +169,8 @@ def build_task(task_id: str, message: str, options: TaskOptions, *, needs_plan: 
     plan = []
     if recognised is not None:
         try:
-            plan = family(recognised.family).plan(world, recognised.params, observation)
+            params = parse_params(recognised.family, recognised.params)  # recognise() checked they parse
+            plan = family(recognised.family).plan(world, params, observation)
         except (ValueError, KeyError) as exc:  # e.g. a bandwidth with no N_RB entry (RadioRangeError)
             if needs_plan:
                 raise TaskError(f"recognised as {recognised.family}, but: {exc}", "unsupported_question") from None

@@ -44,11 +44,11 @@ def make_task(fam: Family, split: str, base_seed: int, index: int) -> Task:
             continue
         level = fam.levels[int(rng.integers(len(fam.levels)))]
         obs = fam.observation(rng, world, params, level)
-        templates = (fam.ood_templates if ood else fam.templates)[params["variant"]]
+        templates = (fam.ood_templates if ood else fam.templates)[params.variant]
         template_index = int(rng.integers(len(templates)))
         prefix = "ood" if ood else "t"
         return Task(
-            id=f"{split}-{index:05d}", family=fam.name, template=f"{params['variant']}/{prefix}{template_index}",
+            id=f"{split}-{index:05d}", family=fam.name, template=f"{params.variant}/{prefix}{template_index}",
             split=split, question=fam.question(templates[template_index], world, params), params=params,
             observability=level, observation=obs, state=world, answer=fam.solve(world, params),
             reference_plan=fam.plan(world, params, obs), faults=fam.faults(params), difficulty=fam.difficulty,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
 
+from netgpt.tasks.params import FamilyParams, check_family, parse_params
 from netgpt.world.schema import World
 
 # 1.1.0: phy.peak_rate takes the carrier (fr, scs_khz, bandwidth_mhz, direction), phy.throughput a target_mbps;
@@ -109,12 +110,15 @@ class Observation(_Model):
 
 
 class Task(_Model):
+    """One benchmark question. ``params`` is the typed model of ``family`` (:mod:`netgpt.tasks.params`)."""
+
     id: str
     family: str
     template: str
     split: str
     question: str
-    params: dict[str, Any] = Field(description="family parameters the answer is computed from")
+    # SerializeAsAny: written with the family model's own fields, not those of the base class
+    params: SerializeAsAny[FamilyParams] = Field(description="family parameters the answer is computed from")
     observability: Observability
     observation: Observation
     state: World
@@ -123,3 +127,15 @@ class Task(_Model):
     faults: list[InjectedFault] = Field(default_factory=list)
     difficulty: Difficulty
     generator_version: str = GENERATOR_VERSION
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, name: str) -> str:
+        return check_family(name)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _family_params(cls, value: Any, info: ValidationInfo) -> FamilyParams:
+        if "family" not in info.data:  # the family itself is invalid: that error says why
+            raise ValueError("cannot be checked without a known family")
+        return parse_params(info.data["family"], value)
