@@ -8,6 +8,7 @@ from serve_testkit import ROOT, TBS_QUESTION, dev_task
 from netgpt.serve import TaskError, TaskOptions, build_task, recognise
 from netgpt.serve.tasks import FREE_TEXT, RECOGNISED_FAMILIES, seeded_world
 from netgpt.tasks import family, load_tasks
+from netgpt.tasks.params import parse_params
 
 
 @pytest.mark.parametrize("split", ["dev", "ood"])
@@ -18,7 +19,7 @@ def test_every_stateless_bench_question_is_recognised_with_its_plan(split: str) 
         found = recognise(task.question)
         assert found is not None and found.family == task.family, task.question
         assert found.template == task.template
-        plan = family(task.family).plan(task.state, found.params, task.observation)
+        plan = family(task.family).plan(task.state, parse_params(found.family, found.params), task.observation)
         assert plan == task.reference_plan, task.question
 
 

@@ -35,13 +35,13 @@ class FamilyParams(BaseModel):
 
 
 class ObservationLookupParams(FamilyParams):
-    variant: Literal["kpi"]
+    variant: Literal["kpi"] = Field(description="the latest value of one KPI")
     cell_id: str = Field(description="the cell whose KPI is asked")
     metric: KpiMetric = Field(description="the KPI asked; its unit is in its name (Mbps, %, %, ms)")
 
 
 class PathlossParams(FamilyParams):
-    variant: Literal["pl"]
+    variant: Literal["pl"] = Field(description="one link's path loss")
     scenario: Scenario = Field(description="TR 38.901 scenario")
     d2d_m: float = Field(gt=0, description="2D distance between BS and UT, m")
     fc_ghz: float = Field(gt=0, description="carrier frequency, GHz")
@@ -51,7 +51,7 @@ class PathlossParams(FamilyParams):
 
 
 class LinkBudgetParams(FamilyParams):
-    variant: Literal["sinr"]
+    variant: Literal["sinr"] = Field(description="a UE's current downlink SINR")
     ue_id: str = Field(description="the UE whose downlink SINR is asked")
     precision_db: Literal[0.5, 3.0] = Field(description="the precision asked, dB: it is the answer's tolerance, and "
                                                         "below 1 dB only the precise channel agent is adequate")
@@ -63,12 +63,12 @@ class PeakRateParams(FamilyParams):
     scs_khz: int = Field(gt=0, description="subcarrier spacing, kHz")
     bandwidth_mhz: int = Field(gt=0, description="channel bandwidth, MHz")
     layers: int = Field(ge=1, le=8, description="MIMO layers")
-    qm: Literal[2, 4, 6, 8] = Field(description="modulation order Q_m, bits per symbol")
+    qm: Literal[1, 2, 4, 6, 8] = Field(description="modulation order Q_m, bits per symbol (1: π/2-BPSK)")
     scaling: float = Field(gt=0, le=1, description="TS 38.306 scaling factor f")
 
 
 class TbsParams(FamilyParams):
-    variant: Literal["tbs"]
+    variant: Literal["tbs"] = Field(description="one transport block's size")
     mcs_table: McsTable = Field(description="TS 38.214 MCS table: 1 = Table 5.1.3.1-1 (64QAM), 2 = -2 (256QAM)")
     mcs_index: int = Field(ge=0, le=28, description="I_MCS (at most 27 in table 2)")
     n_prb: int = Field(ge=1, le=275, description="allocated PRBs")
@@ -84,13 +84,13 @@ class TbsParams(FamilyParams):
 
 
 class LoadForecastParams(FamilyParams):
-    variant: Literal["level"]
+    variant: Literal["level"] = Field(description="the mean load at the horizon")
     cell_id: str = Field(description="the cell whose PRB load is forecast")
     horizon_h: int = Field(ge=1, le=168, description="how far ahead, hours")
 
 
 class SliceAllocationParams(FamilyParams):
-    variant: Literal["prbs"]
+    variant: Literal["prbs"] = Field(description="one slice's share of the cell's PRBs")
     cell_id: str = Field(description="the cell whose PRBs are split across its slices")
     slice_id: str = Field(description="the slice whose share is asked, '<cell>/<type>'")
 
@@ -152,7 +152,7 @@ class SpecFactParams(FamilyParams):
 
 
 class SlaCheckParams(FamilyParams):
-    variant: Literal["yes_no"]
+    variant: Literal["yes_no"] = Field(description="whether the rate reaches the target")
     ue_id: str = Field(description="the UE whose rate is checked")
     n_prb: int = Field(ge=1, le=275, description="PRBs it would be scheduled on")
     layers: int = Field(ge=1, le=8, description="MIMO layers")
@@ -162,7 +162,7 @@ class SlaCheckParams(FamilyParams):
 class RecoveryLatencyParams(PathLatencyParams):
     """agent_recovery's path-latency question: no failed link (the failing part is the topology agent)."""
 
-    variant: Literal["latency"]
+    variant: Literal["latency"] = Field(description="the best path's latency, no link failed")
 
 
 class RecoverySinrParams(LinkBudgetParams):
@@ -177,6 +177,12 @@ AgentRecoveryParams = Annotated[RecoveryParams, Field(discriminator="variant")]
 
 class FreeTextParams(FamilyParams):
     """A served question no family recognised carries no parameters."""
+
+
+# every family's parameters: the type of Task.params (its JSON Schema lists each model)
+AnyFamilyParams = (ObservationLookupParams | PathlossParams | LinkBudgetParams | PeakRateParams | TbsParams
+                   | LoadForecastParams | SliceAllocationParams | PathLatencyParams | KpiAnomalyParams | SpecFactParams
+                   | SlaCheckParams | RecoveryLatencyParams | RecoverySinrParams | FreeTextParams)
 
 
 def _check_mcs(table: int, index: int) -> None:

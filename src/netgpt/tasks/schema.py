@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from netgpt.tasks.params import FamilyParams, check_family, parse_params
+from netgpt.tasks.params import AnyFamilyParams, FamilyParams, check_family, parse_params
 from netgpt.world.schema import World
 
 # 1.1.0: phy.peak_rate takes the carrier (fr, scs_khz, bandwidth_mhz, direction), phy.throughput a target_mbps;
@@ -117,8 +117,8 @@ class Task(_Model):
     template: str
     split: str
     question: str
-    # SerializeAsAny: written with the family model's own fields, not those of the base class
-    params: SerializeAsAny[FamilyParams] = Field(description="family parameters the answer is computed from")
+    params: AnyFamilyParams = Field(description="family parameters the answer is computed from; validated against "
+                                                "the family's own model (netgpt.tasks.params.FAMILY_PARAMS)")
     observability: Observability
     observation: Observation
     state: World
