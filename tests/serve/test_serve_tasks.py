@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-import pytest
-from serve_testkit import ROOT, TBS_QUESTION, dev_task
+from collections.abc import Iterator
 
+import httpx
+import pytest
+from pydantic import ValidationError
+from serve_testkit import MODEL, ROOT, TBS_ANSWER, TBS_QUESTION, TOKEN, dev_task, serving
+
+from netgpt.core.policies import OraclePolicy
+from netgpt.protocol import AgentRegistry
 from netgpt.serve import TaskError, TaskOptions, build_task, recognise
+from netgpt.serve.schema import ChatCompletionRequest
 from netgpt.serve.tasks import FREE_TEXT, RECOGNISED_FAMILIES, seeded_world
 from netgpt.tasks import family, load_tasks
 from netgpt.tasks.params import parse_params
+
+
+@pytest.fixture(scope="module")
+def served(registry: AgentRegistry) -> Iterator[str]:
+    """The oracle behind the real app on a loopback port."""
+    with serving(OraclePolicy(), registry) as url:
+        yield url
 
 
 @pytest.mark.parametrize("split", ["dev", "ood"])
@@ -68,3 +82,56 @@ def test_message_errors() -> None:
                    needs_plan=False)
     with pytest.raises(ValueError, match="at most one"):
         TaskOptions(world_seed=1, state=seeded_world(1))
+
+
+BAD_TASKS = [({"params": {}}, "netgpt.task.params.mcs_table"),  # empty
+             ({"params": None}, "netgpt.task.params"),  # missing
+             ({"params": {"n_prb": 76}}, "netgpt.task.params.variant"),  # partial
+             ({"params": "tbs"}, "netgpt.task.params"),  # not an object
+             ("n_prb", "netgpt.task.params.n_prb"),  # a wrong value: see _bad_task
+             ({"family": "no_such_family"}, "netgpt.task.family")]
+
+
+def _bad_task(change: dict | str) -> dict:
+    bench = dev_task("tbs").model_dump(mode="json")
+    if change == "n_prb":
+        return {**bench, "params": {**bench["params"], "n_prb": -5}}
+    task = {**bench, **change}
+    return {k: v for k, v in task.items() if v is not None}
+
+
+@pytest.mark.parametrize(("change", "field"), BAD_TASKS)
+def test_a_bench_task_whose_family_or_params_do_not_fit_is_refused_naming_the_field(change, field) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "q?"}],
+                                              "netgpt": {"task": _bad_task(change)}})
+    assert field in [".".join(map(str, e["loc"])) for e in caught.value.errors()], caught.value
+
+
+def test_a_free_text_task_runs_only_on_a_policy_that_reads_text() -> None:
+    free = {**dev_task("tbs").model_dump(mode="json"), "family": FREE_TEXT, "params": {}}
+    with pytest.raises(TaskError, match="netgpt.task.family") as caught:
+        build_task("r", "q?", TaskOptions(task=free), needs_plan=True)
+    assert caught.value.code == "unsupported_question"
+    task, found = build_task("r", "q?", TaskOptions(task=free), needs_plan=False)
+    assert task.family == FREE_TEXT and found.params == {}
+
+
+def test_recognised_numbers_must_fit_the_family_model() -> None:
+    # the template matches, but 33 layers and a fractional PRB count are no TBS question
+    assert recognise(TBS_QUESTION.replace("v = 1", "v = 33")) is None
+    assert recognise(TBS_QUESTION.replace("n_PRB = 76", "n_PRB = 76.5")) is None
+    assert recognise(TBS_QUESTION) is not None
+
+
+@pytest.mark.parametrize(("change", "field"), BAD_TASKS)
+def test_served_bad_task_is_a_4xx_naming_the_field(served: str, change, field) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "q?"}], "netgpt": {"task": _bad_task(change)}}
+    response = httpx.post(f"{served}/v1/chat/completions", json=body, timeout=30,
+                          headers={"authorization": f"Bearer {TOKEN}"})
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert field in error["message"] and error["param"].startswith("netgpt.task."), error
+    healthy = httpx.post(f"{served}/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {TOKEN}"},
+                         json={"model": MODEL, "messages": [{"role": "user", "content": TBS_QUESTION}]})
+    assert healthy.json()["choices"][0]["message"]["content"] == TBS_ANSWER

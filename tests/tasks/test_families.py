@@ -1,11 +1,24 @@
 """Every family generates valid, recomputable tasks with the decisions the benchmark promises."""
 
+import json
 import string
 
 import pytest
+from pydantic import ValidationError
 
 from netgpt.tasks import FAMILIES, family, make_task, verify_task
 from netgpt.tasks.generate import task_seed, training_stream
+from netgpt.tasks.params import (
+    FAMILY_PARAMS,
+    FREE_TEXT,
+    FamilyParams,
+    LinkBudgetParams,
+    PathLatencyParams,
+    RecoveryLatencyParams,
+    RecoverySinrParams,
+    UnknownFamilyError,
+    parse_params,
+)
 from netgpt.tasks.schema import Task
 
 
@@ -48,7 +61,7 @@ def test_cheap_agent_only_when_precision_allows():
     for i in range(12):
         task = make_task(family("link_budget"), "train", 3, i)
         for call in task.reference_plan:
-            assert call.agent == ("channel" if task.params["precision_db"] < 1 else "channel_lite")
+            assert call.agent == ("channel" if task.params.precision_db < 1 else "channel_lite")
 
 
 def test_fresh_report_means_no_call_and_stale_report_means_call():
@@ -80,3 +93,57 @@ def test_training_stream_is_deterministic_and_disjoint_from_committed_splits():
     train_seeds = {task_seed("train", 0, i, a) for i in range(3000) for a in range(2)}
     test_seeds = {task_seed("test", 7, i, a) for i in range(600) for a in range(2)}
     assert not train_seeds & test_seeds
+
+
+def test_every_family_declares_a_frozen_strict_params_model_with_described_fields():
+    assert set(FAMILY_PARAMS) == set(FAMILIES) | {FREE_TEXT}
+    for name in FAMILIES:
+        for index in range(4):
+            params = make_task(family(name), "train", 2, index).params
+            assert isinstance(params, FamilyParams) and parse_params(name, params.model_dump()) == params
+            for field, info in type(params).model_fields.items():
+                assert info.description, (name, field)
+            with pytest.raises(ValidationError, match="frozen"):
+                params.variant = "other"
+            with pytest.raises(ValidationError, match="typo"):
+                parse_params(name, {**params.model_dump(), "typo": 1})
+
+
+def test_a_task_whose_params_do_not_fit_its_family_is_refused_naming_the_field():
+    line = json.loads(make_task(family("tbs"), "train", 0, 0).model_dump_json())
+    for change, loc in [({"params": {}}, ("params", "n_prb")),
+                        ({"params": {**line["params"], "n_prb": "many"}}, ("params", "n_prb")),
+                        ({"params": {**line["params"], "layers": 0}}, ("params", "layers")),
+                        ({"family": "pathloss"}, ("params", "scenario")),
+                        ({"family": "no_such_family"}, ("family",))]:
+        with pytest.raises(ValidationError) as caught:
+            Task.model_validate({**line, **change})
+        assert loc in [e["loc"] for e in caught.value.errors()], (change, caught.value)
+    with pytest.raises(UnknownFamilyError, match="no_such_family"):
+        parse_params("no_such_family", line["params"])
+
+
+@pytest.mark.parametrize(("name", "params", "field"), [
+    ("kpi_anomaly", {"variant": "which_cell", "metric": None, "cell_id": "cell-1"}, "metric"),
+    ("path_latency", {"variant": "failover", "src": "gnb-1", "dst": "upf-1", "failed_link": None}, "failed_link"),
+    ("path_latency", {"variant": "latency", "src": "gnb-1", "dst": "upf-1", "failed_link": "gnb-1~agg-1"},
+     "failed_link"),
+    ("spec_fact", {"variant": "slot", "scs_khz": 30}, "mu"),
+    ("spec_fact", {"variant": "slot", "mu": 1, "scs_khz": 60}, "scs_khz"),
+    ("tbs", {"variant": "tbs", "mcs_table": 2, "mcs_index": 28, "n_prb": 10, "n_symb": 14, "n_dmrs_per_prb": 12,
+             "n_oh_per_prb": 0, "layers": 1}, "mcs_index"),
+    ("link_budget", {"variant": "sinr", "ue_id": "ue-1", "precision_db": 1.0}, "precision_db"),
+    ("agent_recovery", {"variant": "sinr", "ue_id": "ue-1", "precision_db": 3.0}, "precision_db"),
+    ("agent_recovery", {"variant": "failover", "src": "gnb-1", "dst": "upf-1", "failed_link": "x"}, "variant"),
+])
+def test_params_models_refuse_inconsistent_values(name, params, field):
+    with pytest.raises(ValidationError, match=field):
+        parse_params(name, params)
+
+
+def test_agent_recovery_params_are_its_inner_families_params():
+    tasks = [make_task(family("agent_recovery"), "train", 4, i) for i in range(12)]
+    assert {type(t.params) for t in tasks} == {RecoveryLatencyParams, RecoverySinrParams}
+    for task in tasks:
+        inner = PathLatencyParams if task.params.variant == "latency" else LinkBudgetParams
+        assert isinstance(task.params, inner)

@@ -187,7 +187,7 @@ AnyFamilyParams = (ObservationLookupParams | PathlossParams | LinkBudgetParams |
 
 def _check_mcs(table: int, index: int) -> None:
     if index > (28 if table == 1 else 27):
-        raise ValueError(f"MCS table {table} has no index {index}")
+        raise ValueError(f"mcs_index {index} is not in MCS table {table}")
 
 
 # family name -> the type of its parameters (a model, or a union tagged by variant)
