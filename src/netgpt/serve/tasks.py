@@ -111,7 +111,7 @@ def recognise(question: str) -> Recognised | None:
         try:
             _complete(name, params)
             parse_params(name, params)
-        except ValueError:  # e.g. an SCS that is no numerology, a Q_m no modulation has: not this template's question
+        except ValueError:  # e.g. an SCS that is no numerology, a fractional PRB count: not this template's question
             continue
         return Recognised(family=name, template=template, params=params)
     return None

@@ -1,9 +1,9 @@
 """NetGPT-Bench task families.
 
-Each family draws parameters over a world, words a question from one of its paraphrase templates, decides what
-the core sees (the observation), computes the answer with :mod:`netgpt.radio` / :mod:`netgpt.analytics`, and
-writes the plan an oracle would follow. ``solve`` and ``plan`` are pure functions of the stored task, so
-``netgpt tasks check`` can recompute both from a task file.
+Each family draws its parameters (a typed model of :mod:`netgpt.tasks.params`) over a world, words a question
+from one of its paraphrase templates, decides what the core sees (the observation), computes the answer with
+:mod:`netgpt.radio` / :mod:`netgpt.analytics`, and writes the plan an oracle would follow. ``solve`` and ``plan``
+are pure functions of the stored task, so ``netgpt tasks check`` can recompute both from a task file.
 
 The families cover the decisions the core has to learn:
 
