@@ -146,7 +146,7 @@ class HttpAgentClient:
         """:meth:`send`, but a transport failure raises :class:`TransportError` (the registry's endpoint API)."""
         reply, transport_failed = await self._exchange(request, state)
         if transport_failed:
-            raise TransportError(reply.error.message if reply.error else f"{self.base_url}: transport failed")
+            raise TransportError(reply.error.message if reply.error else f"{self.base_url}: transport failed", reply)
         return reply
 
     async def _exchange(self, request: Request, state: World | None) -> tuple[Reply, bool]:

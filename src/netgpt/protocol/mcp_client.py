@@ -149,7 +149,7 @@ class McpAgentClient:
         """:meth:`send`, but a server that cannot be started or reached raises :class:`TransportError`."""
         reply, lost = await self._exchange(request)
         if lost:
-            raise TransportError(reply.error.message if reply.error else f"MCP server {self.name!r} lost")
+            raise TransportError(reply.error.message if reply.error else f"MCP server {self.name!r} lost", reply)
         return reply
 
     async def _exchange(self, request: Request) -> tuple[Reply, bool]:

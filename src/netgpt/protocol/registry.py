@@ -49,7 +49,13 @@ class TransportError(RuntimeError):
     """An endpoint could not be reached, or answered nonsense, while connecting, handing over a session or calling.
 
     It is the infrastructure's failure, never an agent's answer: an episode that meets one is not the core's to be
-    scored on (``finish_reason == "infra_error"``, see :mod:`netgpt.core.episode`)."""
+    scored on (``finish_reason == "infra_error"``, see :mod:`netgpt.core.episode`). ``reply``, when an endpoint
+    gives one, is the error reply a caller that does not tell transport failures apart gets instead (by default
+    ``unavailable``)."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class Endpoint(Protocol):
@@ -439,6 +445,8 @@ def _unavailable(request: Request) -> Reply:
 
 
 def _unreachable(request: Request, failure: TransportError) -> Reply:
+    if failure.reply is not None:
+        return failure.reply
     return with_bytes(request, error_reply(request, ErrorCode.UNAVAILABLE, str(failure)))
 
 
