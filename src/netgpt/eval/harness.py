@@ -53,7 +53,7 @@ class FamilyAggregate(BaseModel):
 
 class Aggregate(BaseModel):
     policy: str
-    n: int
+    n: int = Field(description="episodes scored: infra_error episodes are counted in infra_errors instead")
     score: float = Field(description="mean total reward in [0, 1]")
     accuracy: float = Field(description="mean quality term")
     coordination: float
