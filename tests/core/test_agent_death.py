@@ -1,5 +1,6 @@
-"""An agent server killed in the middle of an episode: the core gets an `unavailable` reply and the episode ends
-normally (scored, session released), never an exception or a hang."""
+"""An agent server killed in the middle of an episode, never an exception or a hang: a deployed core gets an
+`unavailable` reply and the episode ends normally (scored, session released); a measured episode (evaluation, RL)
+ends at once as `infra_error`, unscored."""
 
 import socket
 import subprocess
@@ -67,3 +68,21 @@ def test_agent_server_dies_mid_episode():
     assert first.ok                                              # phy.mcs answered before the server died
     assert [e.error_code for e in rest if e.kind == "call"] == ["unavailable"] * 3  # tbs, then two retries
     assert result.finish_reason == "answer" and result.answer == "unknown" and result.reward.total == 0.0
+
+
+def test_agent_server_death_ends_a_measured_episode_as_infra_error():
+    url, proc = _serve()
+    try:
+        with AgentRegistry(FaultConfig(simulate=False)) as registry:
+            registry.add_endpoint(HttpAgentClient(url, timeout=5.0))
+            [result] = run_episodes([TASK], KillAfterFirstReply(proc), registry, ROOMY, lambda s: len(s) // 4,
+                                    end_on_infra_error=True)
+            assert not registry.has_session("ep-" + TASK.id + "-0")  # released all the same
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first, second = result.events
+    assert first.ok and second.kind == "call" and second.error_code == "unavailable" and second.reply is None
+    assert result.finish_reason == "infra_error" and result.answer is None and result.turns == 2
+    assert "unreachable" in result.infra_error and second.error == result.infra_error
+    assert result.reward.model_dump() == {"quality": 0.0, "coordination": 0.0, "resource": 0.0, "total": 0.0}

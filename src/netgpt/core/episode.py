@@ -7,6 +7,11 @@ Data path of one episode::
           → the reply (or the parse issue) goes back to the core as a user turn
     until an answer, ``max_turns`` or the budget runs out → EpisodeResult (events, cost, reward terms)
 
+With ``end_on_infra_error`` (evaluation, RL) a call whose transport failed (agent server refused, reset or gone;
+see :class:`~netgpt.protocol.registry.TransportError`) ends the episode at once with ``finish_reason ==
+"infra_error"``: it measures the infrastructure, not the core, so it is kept out of every score and re-run on
+``--resume``. The agents' own failures, simulated ones included, stay replies the core must handle.
+
 The token-level view (prompt ids, completion ids, env mask, log-probs) belongs to the policy that generated the
 text; the runtime attaches it to the result as a :class:`Trajectory`.
 """
@@ -23,12 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.actions import Answer, Call, ParseIssue, parse_turn
 from netgpt.core.prompt import render_issue, render_reply, system_prompt, task_message
-from netgpt.protocol.messages import AgentCard, Reply, Request
-from netgpt.protocol.registry import AgentRegistry
+from netgpt.protocol.messages import AgentCard, ErrorCode, Reply, Request
+from netgpt.protocol.registry import AgentRegistry, TransportError
 from netgpt.reward import Budget, CallRecord, EpisodeCost, RewardTerms, RewardWeights, multi_objective_reward
 from netgpt.tasks.schema import Task
 
-FinishReason = Literal["answer", "max_turns", "budget"]
+FinishReason = Literal["answer", "max_turns", "budget", "infra_error"]
 
 
 class EpisodeConfig(BaseModel):
@@ -90,6 +95,9 @@ class EpisodeResult(BaseModel):
     cost: EpisodeCost
     reward: RewardTerms
     trajectory: Trajectory | None = None
+    infra_error: str | None = Field(None, description="why the transport to an agent failed, in one line, when "
+                                                      "finish_reason is infra_error (the reward terms are then 0 and "
+                                                      "not the core's); None otherwise")
 
 
 class StepResult(BaseModel):
@@ -99,14 +107,18 @@ class StepResult(BaseModel):
 
 
 class NetworkTaskEnv:
-    """One episode of one task. ``reset`` opens the task's session on the registry; ``step`` consumes one turn."""
+    """One episode of one task. ``reset`` opens the task's session on the registry; ``step`` consumes one turn.
+
+    ``end_on_infra_error``: a failed transport ends the episode as ``infra_error`` instead of being answered to the
+    core as ``unavailable`` (see the module docstring)."""
 
     def __init__(self, registry: AgentRegistry, config: EpisodeConfig, session_id: str,
-                 count_tokens: Callable[[str], int]):
+                 count_tokens: Callable[[str], int], end_on_infra_error: bool = False):
         self.registry = registry
         self.config = config
         self.session_id = session_id
         self.count_tokens = count_tokens
+        self.end_on_infra_error = end_on_infra_error
         self.cards: dict[str, AgentCard] = {c.name: c for c in registry.cards()}
 
     def reset(self, task: Task, agent_calls: Mapping[str, int] | None = None) -> str:
@@ -116,6 +128,7 @@ class NetworkTaskEnv:
         self.cost = EpisodeCost()
         self.answer: str | None = None
         self.finish_reason: FinishReason | None = None
+        self.infra_error: str | None = None
         self.registry.open_session(self.session_id, task.state, task.faults, calls=agent_calls)
         return task_message(task)
 
@@ -170,7 +183,15 @@ class NetworkTaskEnv:
         request = Request(id=f"{self.session_id}-{turn}", agent=call.agent, skill=call.skill, args=call.args,
                           session=self.session_id, deadline_ms=self.config.deadline_ms)
         before = self.registry.calls_made(self.session_id).get(call.agent, 0)
-        reply: Reply = self.registry.call(request)
+        try:
+            reply: Reply = self.registry.call(request, raise_transport_errors=self.end_on_infra_error)
+        except TransportError as exc:
+            self.infra_error = " ".join(str(exc).split()) or type(exc).__name__
+            self.finish_reason = "infra_error"
+            event = Event(turn=turn, kind="call", text=text, agent=call.agent, skill=call.skill, args=call.args,
+                          ok=False, error_code=ErrorCode.UNAVAILABLE.value, error=self.infra_error, tokens=tokens,
+                          issues=issues, call_index=before)
+            return event, None
         counted = self.registry.calls_made(self.session_id).get(call.agent, 0) > before
         self.cost.latency_ms += reply.latency_ms
         self.cost.bytes += reply.bytes_sent + reply.bytes_received
@@ -186,15 +207,20 @@ class NetworkTaskEnv:
         return self.cost.latency_ms > b.latency_ms or self.cost.bytes > b.bytes or self.cost.tokens > b.tokens
 
     def result(self, policy: str, trajectory: Trajectory | None = None) -> EpisodeResult:
-        """Score the finished episode and release its session."""
+        """Score the finished episode and release its session. An ``infra_error`` episode is not scored: its
+        reward terms are all 0, and :attr:`EpisodeResult.infra_error` says why."""
         self.registry.close_session(self.session_id)
-        calls = [_call_record(e) for e in self.events if e.kind != "answer"]
-        reward = multi_objective_reward(self.task, self.answer, calls, self.cost,
-                                        ran_out_of_turns=self.finish_reason == "max_turns",
-                                        weights=self.config.reward_weights, budget=self.config.budget)
+        if self.finish_reason == "infra_error":
+            reward = RewardTerms(quality=0.0, coordination=0.0, resource=0.0, total=0.0)
+        else:
+            calls = [_call_record(e) for e in self.events if e.kind != "answer"]
+            reward = multi_objective_reward(self.task, self.answer, calls, self.cost,
+                                            ran_out_of_turns=self.finish_reason == "max_turns",
+                                            weights=self.config.reward_weights, budget=self.config.budget)
         return EpisodeResult(task_id=self.task.id, family=self.task.family, policy=policy, answer=self.answer,
                              finish_reason=self.finish_reason or "max_turns", turns=len(self.events),
-                             events=self.events, cost=self.cost, reward=reward, trajectory=trajectory)
+                             events=self.events, cost=self.cost, reward=reward, trajectory=trajectory,
+                             infra_error=self.infra_error)
 
 
 _INVALID_CODES = {"invalid_args", "unknown_agent", "unknown_skill"}
@@ -251,12 +277,15 @@ class Fork(BaseModel):
 
 def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, config: EpisodeConfig,
                  count_tokens: Callable[[str], int], on_result: Callable[[EpisodeResult], None] = lambda r: None,
-                 session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]:
+                 session_prefix: str = "ep", forks: Sequence[Fork | None] | None = None,
+                 end_on_infra_error: bool = False) -> list[EpisodeResult]:
     """Run every task to completion, ``policy.batch_size`` episodes at a time; episodes at different turns
     advance together (one policy call per turn of the whole batch). ``forks[i]``, when given, makes episode ``i``
     continue from a point inside another episode instead of starting fresh (the policy must support ``resume``).
     Sessions are named after the task (and its repeat number, for groups of rollouts), never its position, so an
-    episode's fault draws do not depend on which other tasks share the run, their order, or the worker it runs on."""
+    episode's fault draws do not depend on which other tasks share the run, their order, or the worker it runs on.
+    ``end_on_infra_error`` ends an episode whose agent transport failed as ``infra_error`` (see the module docstring;
+    measurements set it, a deployed core answering users does not)."""
     system = system_prompt(registry.cards())
     repeats: Counter[str] = Counter()
     sessions = []
@@ -267,7 +296,8 @@ def run_episodes(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry,
     for start in range(0, len(tasks), policy.batch_size):
         batch = tasks[start:start + policy.batch_size]
         batch_sessions = sessions[start:start + len(batch)]
-        envs = [NetworkTaskEnv(registry, config, session, count_tokens) for session in batch_sessions]
+        envs = [NetworkTaskEnv(registry, config, session, count_tokens, end_on_infra_error)
+                for session in batch_sessions]
         if forks is None:
             first = [env.reset(task) for env, task in zip(envs, batch)]
             policy.begin(system, batch, first, sessions=batch_sessions)

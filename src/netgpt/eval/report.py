@@ -11,19 +11,32 @@ from pydantic import BaseModel, Field
 from scipy import stats
 
 from netgpt.core.episode import EpisodeResult
-from netgpt.eval.harness import Aggregate
+from netgpt.eval.harness import Aggregate, is_infra_error
 
 COLUMNS = (("score", "{:.3f}"), ("accuracy", "{:.3f}"), ("calls_per_task", "{:.2f}"),
            ("invalid_call_rate", "{:.3f}"), ("latency_ms", "{:.0f}"), ("bytes", "{:.0f}"), ("tokens", "{:.0f}"))
 
 
 def summary_table(aggs: Sequence[Aggregate]) -> str:
-    head = "| policy | n | " + " | ".join(c for c, _ in COLUMNS) + " |"
-    rows = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    """One row per run; an ``infra_errors`` column appears when some run had episodes left out for them."""
+    columns = COLUMNS + ((("infra_errors", "{}"),) if any(a.infra_errors for a in aggs) else ())
+    head = "| policy | n | " + " | ".join(c for c, _ in columns) + " |"
+    rows = [head, "|" + "---|" * (len(columns) + 2)]
     for a in aggs:
-        cells = [fmt.format(getattr(a, c)) for c, fmt in COLUMNS]
+        cells = [fmt.format(getattr(a, c)) for c, fmt in columns]
         rows.append(f"| {a.policy} | {a.n} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def infra_error_note(aggs: Sequence[Aggregate]) -> str:
+    """A sentence on the episodes left out for infrastructure failures, or "" when there were none."""
+    counted = [a for a in aggs if a.infra_errors]
+    if not counted:
+        return ""
+    runs = ", ".join(f"{a.policy}: {a.infra_errors}" for a in counted)
+    return (f"**Infrastructure failures** ({runs}): episodes whose agent transport failed (connection refused, "
+            "server gone) are not the core's failure; they are left out of `n` and every figure, and "
+            "`--resume` runs them again.")
 
 
 def family_table(aggs: Sequence[Aggregate]) -> str:
@@ -79,7 +92,9 @@ def paired_table(diffs: Sequence[PairedDifference]) -> str:
 
 
 def write_markdown(path: Path, aggs: Sequence[Aggregate], title: str) -> None:
-    path.write_text(f"# {title}\n\n{summary_table(aggs)}\n\n## Score by family\n\n{family_table(aggs)}\n")
+    note = infra_error_note(aggs)
+    path.write_text(f"# {title}\n\n{summary_table(aggs)}\n\n" + (f"{note}\n\n" if note else "")
+                    + f"## Score by family\n\n{family_table(aggs)}\n")
 
 
 def write_plots(out: Path, results: Sequence[EpisodeResult], agg: Aggregate) -> None:
@@ -109,7 +124,7 @@ def write_plots(out: Path, results: Sequence[EpisodeResult], agg: Aggregate) -> 
     fig.savefig(out / "reward_terms.png", dpi=110)
     plt.close(fig)
 
-    counts = Counter(sum(e.kind == "call" for e in r.events) for r in results)
+    counts = Counter(sum(e.kind == "call" for e in r.events) for r in results if not is_infra_error(r))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     xs = sorted(counts)
     ax.bar([str(x) for x in xs], [counts[x] for x in xs], color="#dd8452")

@@ -1,8 +1,9 @@
 """httpx client for an agent server (:mod:`netgpt.protocol.http_server`): an :class:`Endpoint` over HTTP.
 
 ``send`` never raises: a refused or dropped connection is an ``unavailable`` reply, an expired deadline a
-``timeout`` reply and any other non-2xx status a typed error reply, so a dying agent server costs the core a
-failed call, never its episode.
+``timeout`` reply and any other non-2xx status a typed error reply. ``deliver`` (what the registry calls) raises
+:class:`~netgpt.protocol.registry.TransportError` instead when the transport failed, so that a dying agent server
+ends an episode as the infrastructure's failure, not the core's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def status_error(status: int) -> ErrorCode:
     """The error code a non-2xx status maps to: other 4xx (401, 404…) mean the agent cannot be reached as
     configured (``unavailable``); other 5xx are the server's failure (``internal``)."""
     return _STATUS_CODES.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.UNAVAILABLE)
+
+
+def not_an_agent_answer(status: int) -> bool:
+    """Whether a ``/call`` status means the request never got an agent's answer: the agent server answers 200
+    (a typed reply, errors included) or 4xx about the request itself (400/408/413/422), and never 500, so a 5xx
+    comes from a gateway in between or a broken server (504 excepted: a deadline the agent may have caused),
+    and 401/403/404… mean the server cannot be reached as configured."""
+    if status == 200:
+        return False
+    code = status_error(status)
+    return code == ErrorCode.UNAVAILABLE or (code == ErrorCode.INTERNAL and status >= 500)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -126,29 +138,46 @@ class HttpAgentClient:
             pass  # the server is gone, and its sessions with it
 
     async def send(self, request: Request, state: World | None = None) -> Reply:
-        """``POST /call`` with the request's deadline as the timeout. Never raises."""
+        """``POST /call`` with the request's deadline as the timeout. Never raises: every failure is an error reply."""
+        reply, _ = await self._exchange(request, state)
+        return reply
+
+    async def deliver(self, request: Request, state: World | None = None) -> Reply:
+        """:meth:`send`, but a transport failure raises :class:`TransportError` (the registry's endpoint API)."""
+        reply, transport_failed = await self._exchange(request, state)
+        if transport_failed:
+            raise TransportError(reply.error.message if reply.error else f"{self.base_url}: transport failed", reply)
+        return reply
+
+    async def _exchange(self, request: Request, state: World | None) -> tuple[Reply, bool]:
+        """The reply, and whether it stands for a failed transport rather than the agent's own answer."""
         if state is not None and request.session is not None and request.session not in self._pushed:
             try:
                 await self.open_session(request.session, state)
             except TransportError as exc:
-                return with_bytes(request, error_reply(request, ErrorCode.UNAVAILABLE, str(exc)))
+                return with_bytes(request, error_reply(request, ErrorCode.UNAVAILABLE, str(exc))), True
         start = time.perf_counter()
+        transport_failed = False
         try:
             response = await self._http().post("/call", content=request.model_dump_json(),
                                                headers={"content-type": "application/json"},
                                                timeout=request.deadline_ms / 1e3)
             reply = self._reply(request, response)
-        except httpx.TimeoutException:
+            transport_failed = not_an_agent_answer(response.status_code)
+        except httpx.TimeoutException as exc:
             reply = error_reply(request, ErrorCode.TIMEOUT,
                                 f"no reply from {self.base_url} within the {request.deadline_ms:g} ms deadline")
-        except httpx.TransportError as exc:
+            # a read past the deadline is the agent's slowness; no connection within it is the transport's failure
+            transport_failed = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        except httpx.TransportError as exc:  # refused, reset, dropped
             self._pushed.clear()  # a server that went away lost its sessions; hand them over again
             reply = error_reply(request, ErrorCode.UNAVAILABLE,
                                 f"agent server {self.base_url} unreachable: {type(exc).__name__}: {exc}")
+            transport_failed = True
         except Exception as exc:  # boundary: the caller gets a reply whatever httpx raises
             reply = error_reply(request, ErrorCode.INTERNAL, f"HTTP call failed: {type(exc).__name__}: {exc}")
         measured = with_bytes(request, reply)
-        return measured.model_copy(update={"latency_ms": (time.perf_counter() - start) * 1e3})
+        return measured.model_copy(update={"latency_ms": (time.perf_counter() - start) * 1e3}), transport_failed
 
     @staticmethod
     def _reply(request: Request, response: httpx.Response) -> Reply:

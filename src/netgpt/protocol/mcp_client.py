@@ -2,7 +2,9 @@
 
 The MCP connection (and, over stdio, the server process) lives in a task on a private loop thread, so it
 outlives whichever event loop or thread is calling, and calls from anywhere are awaited without blocking.
-A server that dies turns the call into an ``unavailable`` reply; the next call starts it again.
+A server that dies turns the call into an ``unavailable`` reply from ``send``, and into a
+:class:`~netgpt.protocol.registry.TransportError` from ``deliver`` (the registry's endpoint API); the next call
+starts it again.
 """
 
 from __future__ import annotations
@@ -138,13 +140,27 @@ class McpAgentClient:
                                             read_timeout_seconds=request.deadline_ms / 1e3)
 
     async def send(self, request: Request, state: World | None = None) -> Reply:
-        """``tools/call`` with the request's deadline as the read timeout. Never raises."""
+        """``tools/call`` with the request's deadline as the read timeout. Never raises: a lost server is an
+        ``unavailable`` reply."""
+        reply, _ = await self._exchange(request)
+        return reply
+
+    async def deliver(self, request: Request, state: World | None = None) -> Reply:
+        """:meth:`send`, but a server that cannot be started or reached raises :class:`TransportError`."""
+        reply, lost = await self._exchange(request)
+        if lost:
+            raise TransportError(reply.error.message if reply.error else f"MCP server {self.name!r} lost", reply)
+        return reply
+
+    async def _exchange(self, request: Request) -> tuple[Reply, bool]:
+        """The reply, and whether the connection to the server was lost (rather than the tool failing)."""
         if self._holder is None or self._holder.done():
             try:
                 await anyio.to_thread.run_sync(self._start)
             except Exception as exc:
                 return with_bytes(request, error_reply(request, ErrorCode.UNAVAILABLE,
-                                                       f"MCP server {self.name!r} unreachable: {_reason(exc)}"))
+                                                       f"MCP server {self.name!r} unreachable: {_reason(exc)}")), True
+        lost = False
         try:
             reply = reply_from_tool_result(request, await self._loop.run(self._call_tool, request))
         except MCPError as exc:
@@ -152,15 +168,15 @@ class McpAgentClient:
                 reply = error_reply(request, ErrorCode.TIMEOUT,
                                     f"no reply from MCP server {self.name!r} within {request.deadline_ms:g} ms")
             elif exc.code == types.CONNECTION_CLOSED:
-                reply = self._lost(request, exc)
+                reply, lost = self._lost(request, exc), True
             else:
                 code = ErrorCode.INVALID_ARGS if exc.code == types.INVALID_PARAMS else ErrorCode.INTERNAL
                 reply = error_reply(request, code, f"MCP error {exc.code}: {exc.message}")
         except _UNREACHABLE as exc:
-            reply = self._lost(request, exc)
+            reply, lost = self._lost(request, exc), True
         except Exception as exc:  # boundary: whatever the SDK raises, the caller gets a reply
             reply = error_reply(request, ErrorCode.INTERNAL, f"MCP call failed: {type(exc).__name__}: {exc}")
-        return with_bytes(request, reply)
+        return with_bytes(request, reply), lost
 
     def _lost(self, request: Request, exc: BaseException) -> Reply:
         """The connection is gone: drop it (the next call reconnects) and report ``unavailable``."""

@@ -46,18 +46,30 @@ _NOT_DELIVERED = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.UNKNOWN_AGENT, Erro
 
 
 class TransportError(RuntimeError):
-    """An endpoint could not be reached, or answered nonsense, while connecting or handing over a session."""
+    """An endpoint could not be reached, or answered nonsense, while connecting, handing over a session or calling.
+
+    It is the infrastructure's failure, never an agent's answer: an episode that meets one is not the core's to be
+    scored on (``finish_reason == "infra_error"``, see :mod:`netgpt.core.episode`). ``reply``, when an endpoint
+    gives one, is the error reply a caller that does not tell transport failures apart gets instead (by default
+    ``unavailable``)."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class Endpoint(Protocol):
-    """Where some agents run. ``send`` never raises: transport failures come back as error replies."""
+    """Where some agents run. ``deliver`` raises :class:`TransportError` when the transport fails; every failure of
+    the agent itself (a timeout, a crash, refused arguments) comes back as an error reply."""
 
     async def connect(self) -> list[AgentCard]:
         """Reach the endpoint and return the cards of the agents it hosts (:class:`TransportError` if it cannot)."""
         ...
 
-    async def send(self, request: Request, state: World | None) -> Reply:
-        """Deliver ``request``; ``state`` is the session's hidden state when the skill reads it, else ``None``."""
+    async def deliver(self, request: Request, state: World | None) -> Reply:
+        """Deliver ``request``; ``state`` is the session's hidden state when the skill reads it, else ``None``.
+        Raises :class:`TransportError` when the request could not be delivered or its answer did not come back
+        (connection refused or dropped, the server gone, a gateway's 5xx)."""
         ...
 
     def forget_session(self, session_id: str) -> None:
@@ -88,7 +100,8 @@ class LocalEndpoint:
     def send_sync(self, request: Request, state: World | None) -> Reply:
         return self.dispatcher.dispatch(request, state)
 
-    async def send(self, request: Request, state: World | None) -> Reply:
+    async def deliver(self, request: Request, state: World | None) -> Reply:
+        """A direct call: there is no transport to fail."""
         if self.offload:
             return await anyio.to_thread.run_sync(self.send_sync, request, state)
         return self.send_sync(request, state)
@@ -257,20 +270,29 @@ class AgentRegistry:
             return session
 
     # ----------------------------------------------------------------- calls
-    async def acall(self, request: Request) -> Reply:
-        """Send ``request`` and return its reply, with latency, bytes and cost accounted. Never raises."""
+    async def acall(self, request: Request, *, raise_transport_errors: bool = False) -> Reply:
+        """Send ``request`` and return its reply, with latency, bytes and cost accounted.
+
+        A transport failure is an ``unavailable`` reply, so a server relaying calls never raises; with
+        ``raise_transport_errors`` it raises :class:`TransportError` instead, for a caller (the episode runtime) that
+        must tell it apart from the agent's own failures, simulated ones included."""
         step = self._begin(request)
         if isinstance(step, Reply):
             return step
         start = time.perf_counter()
-        raw = await step.endpoint.send(step.request, step.state)
+        try:
+            raw = await step.endpoint.deliver(step.request, step.state)
+        except TransportError as exc:
+            if raise_transport_errors:
+                raise
+            raw = _unreachable(request, exc)
         elapsed_ms = (time.perf_counter() - start) * 1e3
         reply = self._finish(step, raw, elapsed_ms)
         if self.faults.config.simulate and self.faults.config.realtime:
             await anyio.sleep(max(0.0, reply.latency_ms - elapsed_ms) / 1e3)
         return reply
 
-    def call(self, request: Request) -> Reply:
+    def call(self, request: Request, *, raise_transport_errors: bool = False) -> Reply:
         """Sync :meth:`acall`: in-process agents are called directly, remote ones through the private loop."""
         step = self._begin(request)
         if isinstance(step, Reply):
@@ -279,7 +301,12 @@ class AgentRegistry:
         if step.endpoint is self._local:
             raw = self._local.send_sync(step.request, step.state)
         else:
-            raw = self._loop.call(step.endpoint.send, step.request, step.state)
+            try:
+                raw = self._loop.call(step.endpoint.deliver, step.request, step.state)
+            except TransportError as exc:
+                if raise_transport_errors:
+                    raise
+                raw = _unreachable(request, exc)
         elapsed_ms = (time.perf_counter() - start) * 1e3
         reply = self._finish(step, raw, elapsed_ms)
         if self.faults.config.simulate and self.faults.config.realtime:
@@ -415,6 +442,12 @@ class AgentRegistry:
 def _unavailable(request: Request) -> Reply:
     return error_reply(request, ErrorCode.UNAVAILABLE,
                        f"agent {request.agent!r} is unavailable: the request was not served (a retry may succeed)")
+
+
+def _unreachable(request: Request, failure: TransportError) -> Reply:
+    if failure.reply is not None:
+        return failure.reply
+    return with_bytes(request, error_reply(request, ErrorCode.UNAVAILABLE, str(failure)))
 
 
 def _timed_out(request: Request) -> Reply:

@@ -7,6 +7,7 @@ Data path of one step::
           ──► entropy_guided_branch_points: turns after an agent reply whose entropy rose above the calling turn's
           ──► wave 2: up to ``max_branches`` forks per group, each continuing its parent from just before that turn
           ──► Rollouts (episode result + token-level trajectory + group id)
+          ──► drop_infra_errors: a group any of whose rollouts met a failed agent transport is dropped whole
 
 Forks share their parent's prefix (events, tokens, agent replies) and sample only what comes after, so the group's
 extra budget is spent exactly where the core's next decision depends on what an agent said.
@@ -65,7 +66,7 @@ def local_runner(policy: Policy, registry: AgentRegistry, episode: EpisodeConfig
                  count_tokens: Callable[[str], int]) -> EpisodeRunner:
     def run(tasks: Sequence[Task], session_prefix: str, forks: Sequence[Fork | None] | None = None):
         return run_episodes(tasks, policy, registry, episode, count_tokens, session_prefix=session_prefix,
-                            forks=forks)
+                            forks=forks, end_on_infra_error=True)
     return run
 
 
@@ -124,16 +125,33 @@ def fork_at(result: EpisodeResult, turn: int) -> Fork:
     return Fork(events=result.events[:turn], trajectory=prefix)
 
 
+def drop_infra_errors(rollouts: Sequence[Rollout]) -> list[Rollout]:
+    """``rollouts`` without every group in which any rollout (a fork included) ended as ``infra_error``.
+
+    Why the whole group: its reward says nothing about the core, and GRPO's baseline is the group's mean, so keeping
+    the group's other members would rank them against a sample that is missing or scored 0 for the transport's
+    sake. The groups that stay keep their numbers (they index the step's tasks); forks' ``parent`` indices are
+    renumbered to the shortened list."""
+    failed = {r.group for r in rollouts if r.result.finish_reason == "infra_error"}
+    if not failed:
+        return list(rollouts)
+    kept = [index for index, r in enumerate(rollouts) if r.group not in failed]
+    new_index = {old: new for new, old in enumerate(kept)}
+    return [rollouts[index].model_copy(update={"parent": None if rollouts[index].parent is None
+                                               else new_index[rollouts[index].parent]}) for index in kept]
+
+
 def collect_rollouts(tasks: Sequence[Task], run: EpisodeRunner, num_generations: int, branching: BranchingConfig,
                      session_prefix: str) -> tuple[list[Rollout], BranchStats]:
     """G rollouts per task, then the entropy-guided forks (wave 2) when branching is enabled. The repeats of a task
-    (and its forks) are contiguous, so a Ray runner can keep each group on one worker."""
+    (and its forks) are contiguous, so a Ray runner can keep each group on one worker. Groups that met an
+    infrastructure failure are not returned (:func:`drop_infra_errors`): RL never trains on them."""
     repeated = [task for task in tasks for _ in range(num_generations)]
     wave = run(repeated, f"{session_prefix}-g")
     rollouts = [Rollout(group=i // num_generations, result=r) for i, r in enumerate(wave)]
     stats = BranchStats()
     if not branching.enabled or branching.max_branches == 0:
-        return rollouts, stats
+        return drop_infra_errors(rollouts), stats
     chosen: list[tuple[int, BranchPoint]] = []
     for group in range(len(tasks)):
         candidates = []
@@ -151,4 +169,4 @@ def collect_rollouts(tasks: Sequence[Task], run: EpisodeRunner, num_generations:
         results = run(branch_tasks, f"{session_prefix}-b", forks)
         rollouts += [Rollout(group=rollouts[index].group, result=r, parent=index, fork_turn=point.turn)
                      for (index, point), r in zip(chosen, results)]
-    return rollouts, stats
+    return drop_infra_errors(rollouts), stats

@@ -1,13 +1,15 @@
 """Reading and verifying task files (JSONL, one :class:`Task` per line).
 
-A file is loaded whole or not at all: every malformed line is reported with its line number in one
+A file is loaded whole or not at all: every problem (a line that is not UTF-8 text, not JSON, not a task, a task
+with an unsafe or repeated id, a file with no task at all) is reported with its line number in one
 :class:`TaskFileError`, and no partial list is ever returned.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,10 @@ from pydantic import ValidationError
 
 from netgpt.tasks.families import FAMILIES, family
 from netgpt.tasks.schema import AnswerSpec, Task
+
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+"""What a task id may be. It names the episode's session (``ep-<id>-<repeat>``, at most 128 characters, sent in URL
+paths) and run files, so no path separators, no ``..`` at the start and room for the session's prefix and suffix."""
 
 
 @dataclass
@@ -27,49 +33,74 @@ class LineError:
 
 
 class TaskFileError(ValueError):
+    """A task file that cannot be loaded. ``problems`` holds every problem, one line each, as ``file:line: message``
+    (what a command prints, one per line, without a traceback); ``errors`` the same as :class:`LineError` values."""
+
     def __init__(self, path: Path | str, errors: list[LineError]):
         self.path = str(path)
         self.errors = errors
+        self.problems: list[str] = [f"{self.path}:{e.line}: {e.message}" for e in errors]
         shown = "\n".join(f"  {e}" for e in errors[:20])
         more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
         super().__init__(f"{self.path}: {len(errors)} problem(s)\n{shown}{more}")
 
 
-def _parse_line(raw: str) -> Task:
+def _parse_line(raw: str) -> Task | list[str]:
+    """The task on a line, or what is wrong with it (every schema error, one message each)."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        return [f"invalid JSON ({exc.msg} at column {exc.colno})"]
+    except RecursionError:
+        return ["invalid JSON (nested too deep)"]
     try:
         return Task.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "task"
-        raise ValueError(f"schema: {where}: {first['msg']} ({exc.error_count()} error(s))") from None
+        return [f"schema: {'.'.join(str(p) for p in e['loc']) or 'task'}: {e['msg']}"
+                for e in exc.errors(include_url=False)]
+
+
+def _text_lines(path: Path | str) -> Iterator[tuple[int, str | None, str]]:
+    """(line number, text or None, why not text) per line: each line is decoded on its own, so a binary or
+    mis-encoded file gives one problem per bad line instead of a decoding error for the whole file."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                yield number, raw.decode("utf-8"), ""
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
 def read_tasks(path: Path | str) -> tuple[list[tuple[int, Task]], list[LineError]]:
-    """(line number, task) for every valid line, and the errors of the others."""
+    """(line number, task) for every valid line, and the errors of the others; a file without a task (empty, or
+    blank lines only) is an error too."""
     tasks: list[tuple[int, Task]] = []
     errors: list[LineError] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                task = _parse_line(raw)
-            except ValueError as exc:
-                errors.append(LineError(number, str(exc)))
-                continue
-            if task.family not in FAMILIES:
-                errors.append(LineError(number, f"unknown family {task.family!r}"))
-                continue
-            if task.id in seen:
-                errors.append(LineError(number, f"duplicate id {task.id!r} (first on line {seen[task.id]})"))
-                continue
-            seen[task.id] = number
-            tasks.append((number, task))
+    for number, text, undecodable in _text_lines(path):
+        if text is None:
+            errors.append(LineError(number, undecodable))
+            continue
+        if not text.strip():
+            continue
+        task = _parse_line(text)
+        if isinstance(task, list):
+            errors.extend(LineError(number, message) for message in task)
+            continue
+        if not TASK_ID.fullmatch(task.id):
+            errors.append(LineError(number, f"id {task.id!r} must match {TASK_ID.pattern} "
+                                            "(letters, digits, '.', '_', '-'; at most 96 characters)"))
+            continue
+        if task.family not in FAMILIES:
+            errors.append(LineError(number, f"unknown family {task.family!r}"))
+            continue
+        if task.id in seen:
+            errors.append(LineError(number, f"duplicate id {task.id!r} (first on line {seen[task.id]})"))
+            continue
+        seen[task.id] = number
+        tasks.append((number, task))
+    if not tasks and not errors:
+        errors.append(LineError(1, "the file holds no tasks (it is empty)"))
     return tasks, errors
 
 
