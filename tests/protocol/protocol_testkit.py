@@ -102,13 +102,17 @@ def subprocess_env() -> dict[str, str]:
 
 @contextmanager
 def server_process(*args: str, token: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``netgpt agents serve`` in a subprocess on a free port; yields its URL and process."""
+    """``netgpt agents serve`` in a subprocess on a free port; yields its URL and process. Without a ``token`` it
+    runs open (``--no-auth``, loopback)."""
     port = free_port()
     cmd = [sys.executable, "-m", "netgpt.protocol.cli", "serve", "--port", str(port),
            "--config", str(PROBE_CONFIG), "--log-level", "warning", *args]
     env = subprocess_env()
+    env.pop("NETGPT_AGENTS_TOKEN", None)
     if token:
         env["NETGPT_AGENTS_TOKEN"] = token
+    else:
+        cmd.append("--no-auth")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

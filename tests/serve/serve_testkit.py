@@ -43,8 +43,10 @@ def dev_task(family: str, index: int = 0) -> Task:
 
 @contextmanager
 def serving(policy: Policy, registry: AgentRegistry, *, token: str | None = TOKEN, mcp: bool = False,
-            episode: EpisodeConfig | None = None, **app_options: Any) -> Iterator[str]:
-    solver = Solver(policy, registry, count_tokens, model_id=MODEL, episode=episode, batch_size=8, max_wait_ms=5)
+            episode: EpisodeConfig | None = None, solver_options: dict[str, Any] | None = None,
+            **app_options: Any) -> Iterator[str]:
+    solver = Solver(policy, registry, count_tokens, model_id=MODEL, episode=episode, batch_size=8, max_wait_ms=5,
+                    **(solver_options or {}))
     with uvicorn_thread(create_app(solver, token=token, mcp=mcp, **app_options)) as url:
         yield url
 

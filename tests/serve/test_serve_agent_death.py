@@ -21,7 +21,8 @@ from netgpt.reward import Budget
 def _agent_server() -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "netgpt.protocol.cli", "serve", "--port", str(port),
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--log-level", "warning", "--no-auth"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -18,9 +18,10 @@ from netgpt.world import World
 
 
 class Args(BaseModel):
-    """Base of every skill's arguments: unknown fields are an error, not silently ignored."""
+    """Base of every skill's arguments: unknown fields are an error, not silently ignored, and so are Infinity
+    and NaN (no radio input is infinite, and a result computed from one could not be sent as JSON)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Result(BaseModel):

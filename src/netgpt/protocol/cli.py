@@ -10,11 +10,20 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from netgpt.protocol.http_server import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_STATE_BYTES,
+    DEFAULT_SESSION,
+    AuthConfigError,
+    Timeouts,
+    serve,
+)
 
 agents_app = typer.Typer(help="Network agents: serve them over HTTP and MCP, list their cards.",
                          no_args_is_help=True, pretty_exceptions_enable=False)
@@ -26,6 +35,13 @@ TokenOption = Annotated[str | None, typer.Option(
     envvar="NETGPT_AGENTS_TOKEN", help="bearer token clients must send (better: set NETGPT_AGENTS_TOKEN)")]
 StateOption = Annotated[Path | None, typer.Option(
     exists=True, dir_okay=False, help="World JSON, or a task JSON whose state is used, for the default session")]
+NoAuthOption = Annotated[bool, typer.Option(
+    "--no-auth", help="serve without a token (loopback only); without it a non-empty token is required")]
+HeaderTimeoutOption = Annotated[float, typer.Option(
+    min=0.1, help="seconds a client has to send a request's headers before the connection is closed")]
+ReadTimeoutOption = Annotated[float, typer.Option(
+    min=0.1, help="seconds a client has to send a request's body before it is answered 408")]
+KeepAliveOption = Annotated[float, typer.Option(min=1, help="seconds an idle kept-alive connection stays open")]
 
 
 class McpTransport(StrEnum):
@@ -56,17 +72,41 @@ def serve_command(
     config: ConfigOption = None,
     faults: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="simulate this fault model server-side (default: measure real time)")] = None,
+    no_auth: NoAuthOption = False,
     max_body_bytes: Annotated[int, typer.Option(min=1024, help="largest request body accepted")] = 1 << 20,
+    max_state_bytes: Annotated[int, typer.Option(
+        min=1024, help="largest session body (World JSON + faults); a session holds about 8x this in memory")]
+    = DEFAULT_MAX_STATE_BYTES,
+    max_sessions: Annotated[int, typer.Option(
+        min=1, help="open sessions kept (least recently used go first); memory ≤ max-sessions × 8 × max-state-bytes")]
+    = DEFAULT_MAX_SESSIONS,
+    header_timeout_s: HeaderTimeoutOption = Timeouts.header_timeout_s,
+    read_timeout_s: ReadTimeoutOption = Timeouts.read_timeout_s,
+    keep_alive_s: KeepAliveOption = Timeouts.keep_alive_s,
     mcp: Annotated[bool, typer.Option(help="also serve the agents as MCP tools at /mcp")] = True,
     state: StateOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Serve the agents over HTTP: GET /agents, POST /call, PUT|DELETE /sessions/{id}, GET /health, and /mcp."""
-    from netgpt.protocol.faults import FaultConfig
-    from netgpt.protocol.http_server import serve
+    """Serve the agents over HTTP: GET /agents, POST /call, PUT|DELETE /sessions/{id}, GET /health, and /mcp.
 
-    serve(host, port, token, config, faults=FaultConfig.load(faults) if faults else None,
-          max_body_bytes=max_body_bytes, mcp=mcp, state=_load_state(state), log_level=log_level)
+    Closed by default: a non-empty token (NETGPT_AGENTS_TOKEN or --token) is required, or --no-auth on loopback.
+    """
+    from netgpt.protocol.faults import FaultConfig
+
+    _serve_or_exit(host, port, token, config, no_auth=no_auth, faults=FaultConfig.load(faults) if faults else None,
+                   max_body_bytes=max_body_bytes, max_state_bytes=max_state_bytes, max_sessions=max_sessions,
+                   timeouts=Timeouts(header_timeout_s, read_timeout_s, keep_alive_s), mcp=mcp,
+                   state=_load_state(state), log_level=log_level)
+
+
+def _serve_or_exit(*args: Any, **kwargs: Any) -> None:
+    """:func:`~netgpt.protocol.http_server.serve`, with a refused start-up (no or empty token, open mode off
+    loopback) said in one line and exit code 2 instead of a traceback."""
+    try:
+        serve(*args, **kwargs)
+    except AuthConfigError as exc:
+        console.print(f"[red]refusing to start[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @agents_app.command("mcp")
@@ -78,16 +118,15 @@ def mcp_command(
     host: Annotated[str, typer.Option(help="streamable-http only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="streamable-http only")] = 8701,
     token: TokenOption = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="streamable-http only: serve without a token "
+                                                              "(loopback only)")] = False,
 ) -> None:
     """Serve every agent skill as an MCP tool named <agent>__<skill> (stdio by default)."""
     world = _load_state(state)
     if transport is McpTransport.STREAMABLE_HTTP:
-        from netgpt.protocol.http_server import serve
-
-        serve(host, port, token, config, state=world, log_level="warning")
+        _serve_or_exit(host, port, token, config, no_auth=no_auth, state=world, log_level="warning")
         return
     from netgpt.protocol.faults import FaultConfig
-    from netgpt.protocol.http_server import DEFAULT_MAX_SESSIONS, DEFAULT_SESSION
     from netgpt.protocol.mcp_server import build_mcp_server, serve_stdio
     from netgpt.protocol.registry import AgentRegistry
 

@@ -10,6 +10,7 @@ arguments are data checked against a schema and handed to the agent's ``handle``
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,9 @@ from netgpt.world import World
 
 ACCOUNTING_FIELDS = frozenset({"latency_ms", "bytes_sent", "bytes_received", "cost"})
 """Reply fields the measuring side fills in; they are left out when a reply's size is measured."""
+
+MAX_ARGS_DEPTH = 32
+"""Deepest nesting of objects and arrays in a request's arguments (no skill needs more than a few levels)."""
 
 _MAX_MESSAGE_CHARS = 600
 _MAX_SCHEMA_ERRORS = 3
@@ -112,6 +116,23 @@ def _describe(error: ValidationError) -> str:
     return f"argument '{where}': {message}" if where else message
 
 
+def args_problem(args: dict[str, Any]) -> str | None:
+    """What makes ``args`` unfit for any skill, or ``None``: a number JSON cannot carry (Infinity, NaN; some
+    JSON parsers accept them) or nesting past :data:`MAX_ARGS_DEPTH`. Walked without recursion, so a deeply
+    nested value cannot exhaust the stack before it is refused."""
+    stack: list[tuple[Any, str, int]] = [(args, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"argument '{where}': {value} is not a finite number (JSON has no Infinity or NaN)"
+        if isinstance(value, dict | list):
+            if depth >= MAX_ARGS_DEPTH:
+                return f"arguments nested deeper than {MAX_ARGS_DEPTH} levels (at '{where}')"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in items)
+    return None
+
+
 def preflight(card: AgentCard, request: Request, validator: ArgsValidator, state: World | None,
               session_known: bool) -> Reply | None:
     """The checks a request passes before any work: skill, arguments, session. ``None`` means go ahead.
@@ -124,7 +145,7 @@ def preflight(card: AgentCard, request: Request, validator: ArgsValidator, state
         known = ", ".join(s.name for s in card.skills)
         return error_reply(request, ErrorCode.UNKNOWN_SKILL,
                            f"agent {card.name!r} has no skill {request.skill!r} (skills: {known})")
-    problem = validator.problems(card.name, skill, request.args)
+    problem = args_problem(request.args) or validator.problems(card.name, skill, request.args)
     if problem is not None:
         return error_reply(request, ErrorCode.INVALID_ARGS, problem)
     if skill.needs_state and state is None:

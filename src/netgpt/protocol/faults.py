@@ -8,6 +8,7 @@ interleave. Latency is *charged* (written into the reply) rather than slept, unl
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,10 @@ class FaultConfig(_Config):
         return cls.model_validate(data)
 
 
+MAX_INJECTED_FAULTS = 256
+"""Most injected faults a session (or a served request) may carry; each costs one entry, whatever its ``calls``."""
+
+
 class FaultInjection(_Config):
     """A task's scripted failure: the first ``calls`` requests to ``agent`` fail with ``code``.
 
@@ -77,20 +82,30 @@ class FaultInjection(_Config):
 
 
 class InjectedFaults:
-    """The per-agent schedule of a session's injected faults; faults for one agent apply one after another."""
+    """The per-agent schedule of a session's injected faults; faults for one agent apply one after another.
+
+    Each agent's schedule is kept as runs ``(end, code)`` — call indices below ``end`` (and at or past the
+    previous run's end) fail with ``code`` — so its memory is one entry per fault however large ``calls`` is:
+    a request asking for a billion failing calls costs what a request asking for one does.
+    """
 
     def __init__(self, faults: Iterable[FaultInjection | Mapping[str, Any] | Any] = ()) -> None:
+        self._ends: dict[str, list[int]] = {}
         self._codes: dict[str, list[ErrorCode]] = {}
         for fault in faults:
             f = fault if isinstance(fault, FaultInjection) else (
                 FaultInjection.model_validate(fault) if isinstance(fault, Mapping)
                 else FaultInjection.model_validate(fault, from_attributes=True))
-            self._codes.setdefault(f.agent, []).extend([ErrorCode(f.code)] * f.calls)
+            ends = self._ends.setdefault(f.agent, [])
+            ends.append((ends[-1] if ends else 0) + f.calls)
+            self._codes.setdefault(f.agent, []).append(ErrorCode(f.code))
 
     def code(self, agent: str, index: int) -> ErrorCode | None:
         """The error forced on call ``index`` (0-based, counting calls that passed validation) to ``agent``."""
-        codes = self._codes.get(agent, ())
-        return codes[index] if index < len(codes) else None
+        ends = self._ends.get(agent)
+        if not ends or index >= ends[-1]:
+            return None
+        return self._codes[agent][bisect.bisect_right(ends, index)]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ SESSION_META_KEY = "netgpt/session"
 DEADLINE_META_KEY = "netgpt/deadline_ms"
 REPLY_META_KEY = "netgpt/reply"
 TOOL_SEPARATOR = "__"
+MCP_SESSION_IDLE_S = 600.0
+"""An MCP streamable-HTTP session with no request for this long is closed (the SDK's default: 30 minutes)."""
 _PORTABLE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -121,14 +123,20 @@ def serve_stdio(server: Server[Any]) -> None:
     anyio.run(run_stdio, server)
 
 
-def streamable_http(server: Server[Any], host: str = "127.0.0.1",
+def streamable_http(server: Server[Any], host: str = "127.0.0.1", *, max_sessions: int | None = None,
                     ) -> tuple[StreamableHTTPASGIApp, StreamableHTTPSessionManager]:
     """The ASGI app of the MCP streamable HTTP transport and its session manager (whose ``run()`` must wrap
-    the hosting app's lifespan). DNS-rebinding protection is on for loopback hosts, as in the SDK."""
+    the hosting app's lifespan). DNS-rebinding protection is on for loopback hosts, as in the SDK.
+
+    ``max_sessions`` bounds the open MCP sessions (the SDK's default, 10 000, otherwise); each is closed after
+    ``MCP_SESSION_IDLE_S`` without a request.
+    """
     security = None
     if host in ("127.0.0.1", "localhost", "::1"):
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
-    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+    limit = {} if max_sessions is None else {"max_sessions": max_sessions}
+    manager = StreamableHTTPSessionManager(app=server, security_settings=security,
+                                           session_idle_timeout=MCP_SESSION_IDLE_S, **limit)
     return StreamableHTTPASGIApp(manager), manager

@@ -65,7 +65,7 @@ class Request(_Wire):
     skill: str
     args: dict[str, Any] = Field(default_factory=dict)
     session: str | None = Field(None, description="id of the episode whose hidden state stateful skills read")
-    deadline_ms: float = Field(5000.0, gt=0, description="time budget for the reply, from sending")
+    deadline_ms: float = Field(5000.0, gt=0, allow_inf_nan=False, description="time budget for the reply, from sending")
 
 
 class ErrorInfo(_Wire):

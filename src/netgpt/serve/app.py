@@ -4,9 +4,11 @@
 assistant message and the episode trace in the extension field ``netgpt``; ``stream=true`` sends the same as
 server-sent ``chat.completion.chunk`` events ending with ``data: [DONE]``. ``GET /v1/models`` lists the one
 served model. Every error is an OpenAI error object ``{"error": {"message", "type", "code", "param"}}``: 400
-malformed JSON or an unusable task, 401 token, 404 unknown model or route, 413 body too large, 422 a body that
-does not fit the schema. A failing agent is part of the episode (an error reply in the trace), never an HTTP
-error.
+malformed JSON, an unusable task, a question over :data:`~netgpt.serve.schema.MAX_QUESTION_CHARS` or the
+model's context, or a field the server does not support (``tools``, ``response_format``, ``logprobs``…), 401
+token, 404 unknown model or route, 408 a body that did not arrive in time, 413 a body or state too large, 422 a
+body that does not fit the schema, 504 an episode past the request time limit. A failing agent is part of the
+episode (an error reply in the trace), never an HTTP error.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 import netgpt
-from netgpt.protocol.http_server import DEFAULT_MAX_BODY_BYTES, GuardMiddleware
+from netgpt.protocol.http_server import DEFAULT_MAX_BODY_BYTES, GuardMiddleware, Timeouts
 from netgpt.serve.schema import (
+    MAX_QUESTION_CHARS,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -41,14 +44,15 @@ from netgpt.serve.schema import (
     ModelList,
     Usage,
 )
-from netgpt.serve.solver import Solved, Solver
+from netgpt.serve.solver import EpisodeTimeout, RequestError, Solved, Solver
 from netgpt.serve.tasks import TaskError
 
 logger = logging.getLogger(__name__)
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
-                500: "server_error"}
+                405: "invalid_request_error", 408: "invalid_request_error", 413: "invalid_request_error",
+                422: "invalid_request_error", 500: "server_error", 504: "timeout_error"}
+_GUARD_CODES = {401: "invalid_api_key", 408: "request_timeout", 413: "request_too_large"}
 
 
 def error_response(status: int, message: str, code: str, param: str | None = None,
@@ -59,11 +63,11 @@ def error_response(status: int, message: str, code: str, param: str | None = Non
 
 
 class OpenAIGuard(GuardMiddleware):
-    """The agent server's token check and streamed body limit, answering in OpenAI's error format."""
+    """The agent server's token check, streamed body limit and body deadline, answering in OpenAI's error format."""
 
     def error_payload(self, status: int, message: str) -> dict[str, Any]:
-        code = "invalid_api_key" if status == 401 else "request_too_large"
-        return ErrorResponse(error=ErrorBody(message=message, type=_ERROR_TYPES[status], code=code)).model_dump()
+        return ErrorResponse(error=ErrorBody(message=message, type=_ERROR_TYPES[status],
+                                             code=_GUARD_CODES[status])).model_dump()
 
 
 def _invalid(exc: ValidationError) -> JSONResponse:
@@ -88,8 +92,15 @@ def _sse(chunk: BaseModel | str) -> str:
     return f"data: {chunk if isinstance(chunk, str) else chunk.model_dump_json()}\n\n"
 
 
+def _refused(exc: TaskError) -> JSONResponse:
+    """A request that cannot become a task: 413 for a state over the limit, else 400, naming the field."""
+    param = exc.param if isinstance(exc, RequestError) else "messages"
+    return error_response(413 if exc.code == "state_too_large" else 400, str(exc), exc.code, param=param)
+
+
 def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               mcp: bool = False, host: str = "127.0.0.1") -> FastAPI:
+               mcp: bool = False, host: str = "127.0.0.1", read_timeout_s: float = Timeouts.read_timeout_s,
+               max_mcp_sessions: int = 256) -> FastAPI:
     """The API for ``solver`` (started and stopped with the app); ``mcp`` adds ``solve_network_task`` at ``/mcp``.
 
     ``host`` is where the server listens; loopback hosts turn on the MCP transport's DNS-rebinding protection.
@@ -99,7 +110,7 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
         from netgpt.protocol.mcp_server import streamable_http
         from netgpt.serve.mcp_tool import build_solver_mcp_server
 
-        mcp_app, manager = streamable_http(build_solver_mcp_server(solver), host)
+        mcp_app, manager = streamable_http(build_solver_mcp_server(solver), host, max_sessions=max_mcp_sessions)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -151,18 +162,30 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
             return _invalid(exc)
         if request.model != solver.model_id:
             return _unknown_model(request.model)
+        unsupported = request.unsupported_field()
+        if unsupported is not None:
+            return error_response(400, f"{unsupported} is not supported: the NetGPT core answers in text and calls "
+                                       "its own network agents (docs/serve.md lists the fields it ignores)",
+                                  "unsupported_parameter", param=unsupported)
         last = request.messages[-1]
         if last.role != "user":
             return error_response(400, "the last message must be the user's network task", "invalid_messages",
                                   param="messages")
+        text = last.text()
+        if len(text) > MAX_QUESTION_CHARS:
+            return error_response(400, f"the question is {len(text)} characters, over the {MAX_QUESTION_CHARS}-"
+                                       "character limit", "question_too_long", param="messages")
         try:
-            task, config, recognised = solver.prepare(last.text(), request.netgpt)
+            task, config, recognised = solver.prepare(text, request.netgpt)
         except TaskError as exc:
-            return error_response(400, str(exc), exc.code, param="messages")
+            return _refused(exc)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not request.stream:
-            solved = await solver.submit(task, config, recognised)
+            try:
+                solved = await solver.submit(task, config, recognised)
+            except EpisodeTimeout as exc:
+                return error_response(504, str(exc), "episode_timeout")
             choice = Choice(message=AssistantMessage(content=solved.answer), finish_reason=_finish(solved))
             return ChatCompletion(id=completion_id, created=created, model=solver.model_id, choices=[choice],
                                   usage=_usage(solved), netgpt=solved.trace)
@@ -180,9 +203,11 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
             yield _sse(chunk(Delta(role="assistant", content="")))
             try:
                 solved = await solver.submit(task, config, recognised)
-            except RuntimeError:
-                body = ErrorBody(message="internal error of the NetGPT server", type="server_error",
-                                 code="internal_error")
+            except (EpisodeTimeout, RuntimeError) as exc:  # the 200 is already sent: the error is an event
+                timeout = isinstance(exc, EpisodeTimeout)
+                body = ErrorBody(message=str(exc) if timeout else "internal error of the NetGPT server",
+                                 type=_ERROR_TYPES[504 if timeout else 500],
+                                 code="episode_timeout" if timeout else "internal_error")
                 yield _sse(ErrorResponse(error=body))
                 yield _sse("[DONE]")
                 return
@@ -199,7 +224,7 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
 
     if manager is not None:
         app.router.routes.append(Route("/mcp", endpoint=mcp_app))
-    app.add_middleware(OpenAIGuard, token=token, max_body_bytes=max_body_bytes)
+    app.add_middleware(OpenAIGuard, token=token, max_body_bytes=max_body_bytes, read_timeout_s=read_timeout_s)
     return app
 
 

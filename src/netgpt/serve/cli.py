@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from netgpt.core.actions import MAX_NEW_TOKENS
+from netgpt.protocol.cli import HeaderTimeoutOption, KeepAliveOption, NoAuthOption, ReadTimeoutOption
+from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, AuthConfigError, Timeouts, check_auth, run_uvicorn
+from netgpt.serve.solver import DEFAULT_REQUEST_TIMEOUT_S
 
 
 def serve_command(
@@ -18,6 +21,7 @@ def serve_command(
     faults: Annotated[Path | None, typer.Option(help="fault model YAML (default: configs/faults.yaml values)")] = None,
     token: Annotated[str | None, typer.Option(envvar="NETGPT_SERVE_TOKEN",
                                               help="bearer token clients must send (or NETGPT_SERVE_TOKEN)")] = None,
+    no_auth: NoAuthOption = False,
     batch_size: Annotated[int, typer.Option(min=1, help="most requests run as one episode batch")] = 8,
     max_wait_ms: Annotated[float, typer.Option(min=0, help="how long a batch waits for more requests")] = 5.0,
     mcp: Annotated[bool, typer.Option(help="also serve the MCP tool solve_network_task at /mcp")] = False,
@@ -30,12 +34,18 @@ def serve_command(
     max_turns: Annotated[int, typer.Option(min=1, help="default turns per episode")] = 4,
     seed: Annotated[int, typer.Option(help="seed of the fault model and of the random policy")] = 0,
     max_body_bytes: Annotated[int | None, typer.Option(min=1024, help="request body limit (default 1 MiB)")] = None,
+    max_state_bytes: Annotated[int, typer.Option(min=1024, help="largest netgpt.state (World JSON) of a request")]
+    = DEFAULT_MAX_STATE_BYTES,
+    request_timeout_s: Annotated[float, typer.Option(
+        min=0.1, help="wall-clock limit of one request's episode (504 past it)")] = DEFAULT_REQUEST_TIMEOUT_S,
+    header_timeout_s: HeaderTimeoutOption = Timeouts.header_timeout_s,
+    read_timeout_s: ReadTimeoutOption = Timeouts.read_timeout_s,
+    keep_alive_s: KeepAliveOption = Timeouts.keep_alive_s,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """Serve the core behind an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models); see
-    docs/serve.md."""
-    import uvicorn
-
+    docs/serve.md. Closed by default: a non-empty token (NETGPT_SERVE_TOKEN or --token) is required, or
+    --no-auth on loopback."""
     from netgpt.cli import build_policy, console
     from netgpt.core.episode import EpisodeConfig
     from netgpt.core.model import policy_token_counter
@@ -44,15 +54,22 @@ def serve_command(
     from netgpt.serve.app import create_app
     from netgpt.serve.solver import Solver
 
+    try:  # before the model loads: a refused start-up should take a moment, not minutes
+        token = check_auth(token, no_auth=no_auth, host=host, env_var="NETGPT_SERVE_TOKEN")
+    except AuthConfigError as exc:
+        console.print(f"[red]refusing to start[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    timeouts = Timeouts(header_timeout_s, read_timeout_s, keep_alive_s)
     fault_config = (FaultConfig.load(faults) if faults else builtin_faults()).model_copy(update={"seed": seed})
     with AgentRegistry.from_config(agents, faults=fault_config) as registry:
         runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
         solver = Solver(runner, registry, policy_token_counter(runner, model),
                         model_id=served_model_name or f"netgpt-{runner.name}",
-                        episode=EpisodeConfig(max_turns=max_turns), batch_size=batch_size, max_wait_ms=max_wait_ms)
+                        episode=EpisodeConfig(max_turns=max_turns), batch_size=batch_size, max_wait_ms=max_wait_ms,
+                        request_timeout_s=request_timeout_s, max_state_bytes=max_state_bytes)
         limit = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
-        app = create_app(solver, token=token, mcp=mcp, host=host, **limit)
+        app = create_app(solver, token=token, mcp=mcp, host=host, read_timeout_s=read_timeout_s, **limit)
         console.print(f"serving [bold]{solver.model_id}[/] on http://{host}:{port}/v1"
                       + (f" and MCP at http://{host}:{port}/mcp" if mcp else "")
                       + (" (bearer token required)" if token else ""))
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        run_uvicorn(app, host, port, timeouts, log_level)

@@ -3,7 +3,9 @@
 The tool goes through the same :class:`~netgpt.serve.solver.Solver` (and batches) as the HTTP API. Its
 arguments are the question plus the ``netgpt`` request extension (:class:`~netgpt.serve.schema.SolveArgs`);
 the result is the answer as text and ``{"answer", "trace"}`` as structured content. A question the policy
-cannot take is an ``isError`` result, an unknown tool name the protocol error ``-32602``.
+cannot take, one over a limit (the same limits as the HTTP API: question length, context, state size) and an
+episode past the request time limit are ``isError`` results naming the field or the limit; an unknown tool name
+is the protocol error ``-32602``.
 """
 
 from __future__ import annotations
@@ -18,15 +20,21 @@ from pydantic import ValidationError
 
 import netgpt
 from netgpt.serve.schema import SolveArgs, SolveResult
-from netgpt.serve.solver import Solver
+from netgpt.serve.solver import EpisodeTimeout, RequestError, Solver
 from netgpt.serve.tasks import TaskError
 
 TOOL_NAME = "solve_network_task"
 
 
-def _error(message: str, code: str) -> types.CallToolResult:
+def _error(message: str, code: str, field: str | None = None) -> types.CallToolResult:
+    error = {"code": code, "message": message} | ({"field": field} if field else {})
     return types.CallToolResult(content=[types.TextContent(text=f"{code}: {message}")],
-                                structured_content={"error": {"code": code, "message": message}}, is_error=True)
+                                structured_content={"error": error}, is_error=True)
+
+
+def _argument(param: str) -> str:
+    """The tool argument behind an HTTP request field: the question is the message, the options are flat."""
+    return "question" if param == "messages" else param.removeprefix("netgpt.")
 
 
 def build_solver_mcp_server(solver: Solver, *, name: str = "netgpt-core") -> Server[Any]:
@@ -50,11 +58,15 @@ def build_solver_mcp_server(solver: Solver, *, name: str = "netgpt-core") -> Ser
         try:
             args = SolveArgs.model_validate(params.arguments or {})
         except ValidationError as exc:
-            return _error(exc.errors(include_url=False)[0]["msg"], "invalid_arguments")
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(map(str, first["loc"])) or None
+            return _error(f"{field}: {first['msg']}" if field else first["msg"], "invalid_arguments", field)
         try:
             solved = await solver.solve(args.question, args)  # SolveArgs is the TaskOptions plus the question
         except TaskError as exc:
-            return _error(str(exc), exc.code)
+            return _error(str(exc), exc.code, _argument(exc.param) if isinstance(exc, RequestError) else "question")
+        except EpisodeTimeout as exc:
+            return _error(str(exc), "episode_timeout")
         result = SolveResult(answer=solved.answer, trace=solved.trace)
         text = solved.answer or f"(no answer: the episode ended by {solved.trace.finish_reason})"
         return types.CallToolResult(content=[types.TextContent(text=text)],

@@ -4,6 +4,11 @@ An asyncio batcher collects requests for up to ``max_wait_ms`` (or until ``batch
 them as one :func:`~netgpt.core.episode.run_episodes` batch on a single worker thread: the LLM policy holds one
 batch's KV cache and is not thread-safe, so batches run one at a time, and while one runs the next collects.
 Requests with different episode limits (deadline, budget, max turns) run as separate groups of the batch.
+
+Every request is checked before it is queued (:meth:`Solver.prepare`): its state's size, and its first prompt
+against the model's context window. A request still unanswered ``request_timeout_s`` after it was submitted
+gets :class:`EpisodeTimeout` (the server answers 504); the batch it is in runs on, bounded by the episode
+limits, and its answer is dropped.
 """
 
 from __future__ import annotations
@@ -20,12 +25,42 @@ from functools import partial
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Policy, run_episodes
 from netgpt.core.policies import AlwaysPolicy, OraclePolicy
 from netgpt.core.prompt import system_prompt, task_message
+from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES
 from netgpt.protocol.registry import AgentRegistry
 from netgpt.serve.schema import Recognised, TaskOptions, Trace
-from netgpt.serve.tasks import build_task
+from netgpt.serve.tasks import TaskError, build_task
 from netgpt.tasks.schema import Task
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
+
+
+class RequestError(TaskError):
+    """A request over one of the server's limits or unusable as a task; ``param`` names the field at fault."""
+
+    def __init__(self, message: str, code: str, param: str) -> None:
+        super().__init__(message, code)
+        self.param = param
+
+
+class EpisodeTimeout(TimeoutError):
+    """The request's episode did not finish within the server's wall-clock limit."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"the episode did not finish within the {limit_s:g} s request time limit "
+                         "(netgpt serve --request-timeout-s)")
+        self.limit_s = limit_s
+
+
+def prompt_token_limit(policy: Policy) -> int | None:
+    """Room for the first prompt in ``policy``'s context window: its model's ``max_position_embeddings`` less one
+    turn's ``max_new_tokens``; ``None`` for a policy without a model (scripted policies read no prompt)."""
+    config = getattr(getattr(policy, "model", None), "config", None)
+    context = getattr(config, "max_position_embeddings", None)
+    if not isinstance(context, int):
+        return None
+    return context - int(getattr(policy, "max_new_tokens", 0))
 
 
 @dataclass
@@ -55,7 +90,9 @@ class Solver:
 
     def __init__(self, policy: Policy, registry: AgentRegistry, count_tokens: Callable[[str], int], *,
                  model_id: str, episode: EpisodeConfig | None = None, batch_size: int = 8,
-                 max_wait_ms: float = 5.0) -> None:
+                 max_wait_ms: float = 5.0, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES, max_prompt_tokens: int | None = None) -> None:
+        """``max_prompt_tokens`` bounds the first prompt (default: :func:`prompt_token_limit` of ``policy``)."""
         self.policy = policy
         self.registry = registry
         self.count_tokens = count_tokens
@@ -63,6 +100,9 @@ class Solver:
         self.episode = episode or EpisodeConfig()
         self.batch_size = batch_size
         self.max_wait_s = max_wait_ms / 1e3
+        self.request_timeout_s = request_timeout_s
+        self.max_state_bytes = max_state_bytes
+        self.max_prompt_tokens = prompt_token_limit(policy) if max_prompt_tokens is None else max_prompt_tokens
         self.created = int(time.time())
         # plan followers cannot read free text: their questions must be benchmark tasks or recognised
         self.needs_plan = isinstance(policy, (OraclePolicy, AlwaysPolicy))
@@ -86,22 +126,49 @@ class Solver:
 
     # ------------------------------------------------------------------ requests
     def prepare(self, question: str, options: TaskOptions) -> tuple[Task, EpisodeConfig, Recognised | None]:
-        """The task and episode limits of a request; raises :class:`~netgpt.serve.tasks.TaskError`."""
-        task, recognised = build_task(f"req-{next(self._ids)}", question, options, needs_plan=self.needs_plan)
+        """The task and episode limits of a request; raises :class:`~netgpt.serve.tasks.TaskError` (a
+        :class:`RequestError` when a limit is exceeded or the request's parts do not make a task)."""
+        self._check_state_size(options)
+        source = "netgpt.task" if options.task is not None else "messages"
+        try:
+            task, recognised = build_task(f"req-{next(self._ids)}", question, options, needs_plan=self.needs_plan)
+        except TaskError:
+            raise
+        except (ValueError, KeyError, RecursionError) as exc:  # ValidationError is a ValueError; deep JSON recurses
+            raise RequestError(f"{source}: cannot make a task of it: {type(exc).__name__}: {str(exc)[:300]}",
+                               "invalid_task", source) from None
+        if self.max_prompt_tokens is not None:
+            tokens = self._system_tokens + self.count_tokens(task_message(task))
+            if tokens > self.max_prompt_tokens:
+                raise RequestError(f"the prompt would be {tokens} tokens, over the {self.max_prompt_tokens} the "
+                                   "model's context leaves for it: shorten the question or the observation",
+                                   "context_length_exceeded", "messages")
         limits = {k: v for k, v in (("deadline_ms", options.deadline_ms), ("max_turns", options.max_turns),
                                     ("budget", options.budget)) if v is not None}
         return task, self.episode.model_copy(update=limits), recognised
+
+    def _check_state_size(self, options: TaskOptions) -> None:
+        worlds = (("netgpt.state", options.state), ("netgpt.task.state", options.task and options.task.state))
+        for name, world in worlds:
+            size = len(world.model_dump_json()) if world is not None else 0
+            if size > self.max_state_bytes:
+                raise RequestError(f"{name} is {size} bytes of JSON, over the {self.max_state_bytes}-byte limit",
+                                   "state_too_large", name)
 
     async def solve(self, question: str, options: TaskOptions) -> Solved:
         task, config, recognised = self.prepare(question, options)
         return await self.submit(task, config, recognised)
 
     async def submit(self, task: Task, config: EpisodeConfig, recognised: Recognised | None = None) -> Solved:
+        """The finished episode; raises :class:`EpisodeTimeout` past ``request_timeout_s``."""
         if self._queue is None:
             raise RuntimeError("Solver.start() was not awaited")
         future: asyncio.Future[Solved] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(task, config, recognised, future))
-        return await future
+        try:  # a timed-out future is cancelled, so a batch not yet started skips it
+            return await asyncio.wait_for(future, self.request_timeout_s)
+        except TimeoutError:
+            raise EpisodeTimeout(self.request_timeout_s) from None
 
     # ------------------------------------------------------------------ batching
     async def _loop(self) -> None:
