@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -134,6 +135,14 @@ def test_an_episode_past_the_request_time_limit_is_504(slow_registry: AgentRegis
                 "model": MODEL, "messages": [{"role": "user", "content": TBS_QUESTION}], "stream": True}) as stream:
             events = [line.removeprefix("data: ") for line in stream.iter_lines() if line]
         assert json.loads(events[1])["error"]["code"] == "episode_timeout" and events[-1] == "[DONE]"
+
+
+def test_requests_past_the_pending_cap_are_429(slow_registry: AgentRegistry) -> None:
+    with serving(OraclePolicy(), slow_registry, solver_options={"max_pending": 1}) as base, \
+            ThreadPoolExecutor(6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: chat(base), range(6)))
+        assert statuses[0] == 200 and 429 in statuses and set(statuses) <= {200, 429}
+        assert chat(base).status_code == 200  # the cap frees as requests finish
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ served model. Every error is an OpenAI error object ``{"error": {"message", "typ
 malformed JSON, an unusable task, a question over :data:`~netgpt.serve.schema.MAX_QUESTION_CHARS` or the
 model's context, or a field the server does not support (``tools``, ``response_format``, ``logprobs``…), 401
 token, 404 unknown model or route, 408 a body that did not arrive in time, 413 a body or state too large, 422 a
-body that does not fit the schema, 504 an episode past the request time limit. A failing agent is part of the
-episode (an error reply in the trace), never an HTTP error.
+body that does not fit the schema, 429 too many requests queued, 504 an episode past the request time limit.
+A failing agent is part of the episode (an error reply in the trace), never an HTTP error.
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ from netgpt.serve.schema import (
     ModelList,
     Usage,
 )
-from netgpt.serve.solver import EpisodeTimeout, RequestError, Solved, Solver
+from netgpt.serve.solver import EpisodeTimeout, Overloaded, RequestError, Solved, Solver
 from netgpt.serve.tasks import TaskError
 
 logger = logging.getLogger(__name__)
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                 405: "invalid_request_error", 408: "invalid_request_error", 413: "invalid_request_error",
-                422: "invalid_request_error", 500: "server_error", 504: "timeout_error"}
+                422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 504: "timeout_error"}
 _GUARD_CODES = {401: "invalid_api_key", 408: "request_timeout", 413: "request_too_large"}
 
 
@@ -186,6 +186,8 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
                 solved = await solver.submit(task, config, recognised)
             except EpisodeTimeout as exc:
                 return error_response(504, str(exc), "episode_timeout")
+            except Overloaded as exc:
+                return error_response(429, str(exc), "overloaded", headers={"retry-after": "1"})
             choice = Choice(message=AssistantMessage(content=solved.answer), finish_reason=_finish(solved))
             return ChatCompletion(id=completion_id, created=created, model=solver.model_id, choices=[choice],
                                   usage=_usage(solved), netgpt=solved.trace)
@@ -203,11 +205,11 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
             yield _sse(chunk(Delta(role="assistant", content="")))
             try:
                 solved = await solver.submit(task, config, recognised)
-            except (EpisodeTimeout, RuntimeError) as exc:  # the 200 is already sent: the error is an event
-                timeout = isinstance(exc, EpisodeTimeout)
-                body = ErrorBody(message=str(exc) if timeout else "internal error of the NetGPT server",
-                                 type=_ERROR_TYPES[504 if timeout else 500],
-                                 code="episode_timeout" if timeout else "internal_error")
+            except (EpisodeTimeout, Overloaded, RuntimeError) as exc:  # the 200 is sent: the error is an event
+                status, code = (504, "episode_timeout") if isinstance(exc, EpisodeTimeout) else \
+                    (429, "overloaded") if isinstance(exc, Overloaded) else (500, "internal_error")
+                message = "internal error of the NetGPT server" if status == 500 else str(exc)
+                body = ErrorBody(message=message, type=_ERROR_TYPES[status], code=code)
                 yield _sse(ErrorResponse(error=body))
                 yield _sse("[DONE]")
                 return

@@ -10,7 +10,7 @@ import typer
 from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.protocol.cli import HeaderTimeoutOption, KeepAliveOption, NoAuthOption, ReadTimeoutOption
 from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, AuthConfigError, Timeouts, check_auth, run_uvicorn
-from netgpt.serve.solver import DEFAULT_REQUEST_TIMEOUT_S
+from netgpt.serve.solver import DEFAULT_MAX_PENDING, DEFAULT_REQUEST_TIMEOUT_S
 
 
 def serve_command(
@@ -38,6 +38,8 @@ def serve_command(
     = DEFAULT_MAX_STATE_BYTES,
     request_timeout_s: Annotated[float, typer.Option(
         min=0.1, help="wall-clock limit of one request's episode (504 past it)")] = DEFAULT_REQUEST_TIMEOUT_S,
+    max_pending: Annotated[int, typer.Option(min=1, help="requests queued or running at once (429 past it)")]
+    = DEFAULT_MAX_PENDING,
     header_timeout_s: HeaderTimeoutOption = Timeouts.header_timeout_s,
     read_timeout_s: ReadTimeoutOption = Timeouts.read_timeout_s,
     keep_alive_s: KeepAliveOption = Timeouts.keep_alive_s,
@@ -66,7 +68,7 @@ def serve_command(
         solver = Solver(runner, registry, policy_token_counter(runner, model),
                         model_id=served_model_name or f"netgpt-{runner.name}",
                         episode=EpisodeConfig(max_turns=max_turns), batch_size=batch_size, max_wait_ms=max_wait_ms,
-                        request_timeout_s=request_timeout_s, max_state_bytes=max_state_bytes)
+                        request_timeout_s=request_timeout_s, max_state_bytes=max_state_bytes, max_pending=max_pending)
         limit = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
         app = create_app(solver, token=token, mcp=mcp, host=host, read_timeout_s=read_timeout_s, **limit)
         console.print(f"serving [bold]{solver.model_id}[/] on http://{host}:{port}/v1"

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 import netgpt
 from netgpt.serve.schema import SolveArgs, SolveResult
-from netgpt.serve.solver import EpisodeTimeout, RequestError, Solver
+from netgpt.serve.solver import EpisodeTimeout, Overloaded, RequestError, Solver
 from netgpt.serve.tasks import TaskError
 
 TOOL_NAME = "solve_network_task"
@@ -67,6 +67,8 @@ def build_solver_mcp_server(solver: Solver, *, name: str = "netgpt-core") -> Ser
             return _error(str(exc), exc.code, _argument(exc.param) if isinstance(exc, RequestError) else "question")
         except EpisodeTimeout as exc:
             return _error(str(exc), "episode_timeout")
+        except Overloaded as exc:
+            return _error(str(exc), "overloaded")
         result = SolveResult(answer=solved.answer, trace=solved.trace)
         text = solved.answer or f"(no answer: the episode ended by {solved.trace.finish_reason})"
         return types.CallToolResult(content=[types.TextContent(text=text)],

@@ -34,6 +34,8 @@ from netgpt.tasks.schema import Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
+DEFAULT_MAX_PENDING = 64
+"""Requests queued or running at once; more are refused (429), so queued states cannot grow without bound."""
 
 
 class RequestError(TaskError):
@@ -42,6 +44,13 @@ class RequestError(TaskError):
     def __init__(self, message: str, code: str, param: str) -> None:
         super().__init__(message, code)
         self.param = param
+
+
+class Overloaded(RuntimeError):
+    """``max_pending`` requests are already queued or running."""
+
+    def __init__(self, max_pending: int) -> None:
+        super().__init__(f"{max_pending} requests are already queued or running; retry shortly")
 
 
 class EpisodeTimeout(TimeoutError):
@@ -91,7 +100,8 @@ class Solver:
     def __init__(self, policy: Policy, registry: AgentRegistry, count_tokens: Callable[[str], int], *,
                  model_id: str, episode: EpisodeConfig | None = None, batch_size: int = 8,
                  max_wait_ms: float = 5.0, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES, max_prompt_tokens: int | None = None) -> None:
+                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES, max_prompt_tokens: int | None = None,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
         """``max_prompt_tokens`` bounds the first prompt (default: :func:`prompt_token_limit` of ``policy``)."""
         self.policy = policy
         self.registry = registry
@@ -101,6 +111,8 @@ class Solver:
         self.batch_size = batch_size
         self.max_wait_s = max_wait_ms / 1e3
         self.request_timeout_s = request_timeout_s
+        self.max_pending = max_pending
+        self._pending = 0
         self.max_state_bytes = max_state_bytes
         self.max_prompt_tokens = prompt_token_limit(policy) if max_prompt_tokens is None else max_prompt_tokens
         self.created = int(time.time())
@@ -160,15 +172,21 @@ class Solver:
         return await self.submit(task, config, recognised)
 
     async def submit(self, task: Task, config: EpisodeConfig, recognised: Recognised | None = None) -> Solved:
-        """The finished episode; raises :class:`EpisodeTimeout` past ``request_timeout_s``."""
+        """The finished episode; raises :class:`EpisodeTimeout` past ``request_timeout_s`` and
+        :class:`Overloaded` when ``max_pending`` requests are already in."""
         if self._queue is None:
             raise RuntimeError("Solver.start() was not awaited")
+        if self._pending >= self.max_pending:
+            raise Overloaded(self.max_pending)
         future: asyncio.Future[Solved] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(task, config, recognised, future))
+        self._pending += 1
         try:  # a timed-out future is cancelled, so a batch not yet started skips it
+            await self._queue.put(_Pending(task, config, recognised, future))
             return await asyncio.wait_for(future, self.request_timeout_s)
         except TimeoutError:
             raise EpisodeTimeout(self.request_timeout_s) from None
+        finally:
+            self._pending -= 1
 
     # ------------------------------------------------------------------ batching
     async def _loop(self) -> None:
