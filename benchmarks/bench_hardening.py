@@ -10,12 +10,14 @@ subprocesses with tokens, then:
 3. fuzz: ``--requests`` generated malformed or hostile requests over ``--concurrency`` connections, spread over
    ``/call``, ``/sessions``, ``/v1/chat/completions`` and both ``/mcp`` endpoints (raw JSON-RPC over streamable
    HTTP); a request unanswered ``--client-timeout-s`` after it was sent counts as a hang;
-4. under attack: the normal request again while ``--attackers`` clients send the largest requests the limits
-   allow (a 250 KB state, 10^9 injected faults on every agent, 16 turns, the longest question).
+4. under attack: the normal request again while ``--attackers`` clients send, back to back, the largest requests
+   the limits allow (a state near the 256 KiB cap, 10^9 injected faults on every agent, 16 turns, the largest
+   budget, the longest question).
 
 The RSS of each server is sampled throughout and compared with its cap: the RSS at start plus what its limits
-let requests hold (agent server: ``max_sessions × 8 × max_state_bytes``; ``netgpt serve``: ``max_pending × 8 ×
-max_state_bytes``, see docs/serve.md).
+let requests hold, at about 8 bytes of memory per byte of JSON (agent server: ``max_sessions × 8 ×
+max_state_bytes`` of sessions plus one body being parsed; ``netgpt serve``: ``(max_pending + 1) × 8 ×
+max_body_bytes``, the queued requests plus one being parsed; see docs/protocol.md and docs/serve.md).
 
     .venv/bin/python benchmarks/bench_hardening.py --out results/bench_hardening.json
 
@@ -32,6 +34,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -46,7 +49,7 @@ import numpy as np
 import psutil
 import typer
 
-from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, SESSION_MEMORY_FACTOR
+from netgpt.protocol.http_server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STATE_BYTES, SESSION_MEMORY_FACTOR
 from netgpt.serve.schema import MAX_QUESTION_CHARS
 from netgpt.serve.solver import DEFAULT_MAX_PENDING
 from netgpt.tasks import Task, load_tasks
@@ -71,17 +74,20 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _process(cmd: list[str], env_token: str, what: str) -> Iterator[tuple[str, psutil.Process]]:
+def _process(cmd: list[str], env_token: str, what: str, log: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """The server ``cmd`` on a free loopback port with a token; its stderr goes to ``log`` (a pipe nobody reads
+    would fill up with the warnings hostile requests cause, and block the server)."""
     port = _free_port()
     env = {**os.environ, env_token: TOKEN}
-    proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited: {proc.stderr.read().decode()[-800:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"{what} exited: {log.read_text()[-800:]}")
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
@@ -98,8 +104,6 @@ def _process(cmd: list[str], env_token: str, what: str) -> Iterator[tuple[str, p
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 class RssSampler:
@@ -467,16 +471,24 @@ async def fuzz(corpus: Corpus, total: int, concurrency: int, client_timeout_s: f
 
 # --------------------------------------------------------------------------- victim latency
 
-def _victim(url: str, n: int) -> list[float]:
-    latencies = []
-    with httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+VICTIM_TIMEOUT_S = 60.0
+
+
+def _victim(url: str, n: int) -> tuple[list[float], int]:
+    """Latencies of ``n`` normal requests one after another, and how many were unanswered within the timeout
+    (counted at the timeout)."""
+    latencies, hangs = [], 0
+    with httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=VICTIM_TIMEOUT_S) as client:
         for _ in range(n):
             started = time.perf_counter()
-            response = client.post(f"{url}/v1/chat/completions",
-                                   json={"model": MODEL, "messages": [{"role": "user", "content": TBS}]})
-            response.raise_for_status()
+            try:
+                response = client.post(f"{url}/v1/chat/completions",
+                                       json={"model": MODEL, "messages": [{"role": "user", "content": TBS}]})
+                response.raise_for_status()
+            except httpx.TimeoutException:
+                hangs += 1
             latencies.append((time.perf_counter() - started) * 1e3)
-    return latencies
+    return latencies, hangs
 
 
 def worst_case_body(task: Task, state_bytes: int) -> bytes:
@@ -494,27 +506,33 @@ def worst_case_body(task: Task, state_bytes: int) -> bytes:
                        "netgpt": options}).encode()
 
 
-def under_attack(url: str, body: bytes, attackers: int, victim_requests: int) -> tuple[list[float], int, Counter]:
+def under_attack(url: str, body: bytes, attackers: int, victim_requests: int
+                 ) -> tuple[list[float], int, Counter[str]]:
+    """The victim's latencies and hangs while ``attackers`` clients send ``body`` back to back; the attack's
+    answers by status (``hang`` for one unanswered within the victim's timeout)."""
     stop = threading.Event()
-    statuses: Counter[int] = Counter()
+    statuses: Counter[str] = Counter()
 
     def attack() -> None:
         with httpx.Client(headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
-                          timeout=120) as client:
+                          timeout=VICTIM_TIMEOUT_S) as client:
             while not stop.is_set():
-                statuses[client.post(f"{url}/v1/chat/completions", content=body).status_code] += 1
+                try:
+                    statuses[str(client.post(f"{url}/v1/chat/completions", content=body).status_code)] += 1
+                except httpx.TimeoutException:
+                    statuses["hang"] += 1
 
     threads = [threading.Thread(target=attack, daemon=True) for _ in range(attackers)]
     for thread in threads:
         thread.start()
     time.sleep(1.0)  # let the attack fill the queue first
     try:
-        latencies = _victim(url, victim_requests)
+        latencies, hangs = _victim(url, victim_requests)
     finally:
         stop.set()
         for thread in threads:
-            thread.join(150)
-    return latencies, sum(statuses.values()), statuses
+            thread.join(2 * VICTIM_TIMEOUT_S)
+    return latencies, hangs, statuses
 
 
 # --------------------------------------------------------------------------- main
@@ -527,7 +545,8 @@ def main(
     client_timeout_s: float = typer.Option(30.0, help="a request unanswered this long is a hang"),
     max_seconds: float = typer.Option(240.0, help="stop fuzzing after this long even if fewer were sent"),
     victim_requests: int = typer.Option(30, min=5, help="normal requests timed idle and under attack"),
-    attackers: int = typer.Option(8, min=1, help="clients sending worst-case requests during the attack"),
+    attackers: int = typer.Option(2, min=1, help="clients sending worst-case requests back to back during the attack "
+                                                 "(two: one is always running while the other is sent)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Probe both servers with hostile input and write results/bench_hardening.{json,md}."""
@@ -535,11 +554,14 @@ def main(
     tasks = [t for t in load_tasks(DEV) if t.state is not None][:60]
     agents_cmd = [sys.executable, "-m", "netgpt.protocol.cli", "serve", "--max-sessions", str(AGENT_MAX_SESSIONS)]
     serve_cmd = [sys.executable, "-m", "netgpt.cli", "serve", "--policy", "oracle", "--mcp"]
-    with _process(agents_cmd, "NETGPT_AGENTS_TOKEN", "agent server") as (agents_url, agents_proc), \
-            _process(serve_cmd, "NETGPT_SERVE_TOKEN", "netgpt serve") as (serve_url, serve_proc):
-        _victim(serve_url, 3)  # warm-up: first requests load caches
-        with RssSampler({"agent_server": agents_proc, "netgpt_serve": serve_proc}) as rss:
-            idle = _victim(serve_url, victim_requests)
+    logs = Path(tempfile.mkdtemp(prefix="bench_hardening-"))
+    with _process(agents_cmd, "NETGPT_AGENTS_TOKEN", "agent server", logs / "agents.log") as (agents_url, agents), \
+            _process(serve_cmd, "NETGPT_SERVE_TOKEN", "netgpt serve", logs / "serve.log") as (serve_url, serve):
+        _say(f"servers up (logs in {logs})")
+        _victim(serve_url, 3)  # warm-up: the first requests fill caches
+        with RssSampler({"agent_server": agents, "netgpt_serve": serve}) as rss:
+            idle, idle_hangs = _victim(serve_url, victim_requests)
+            _say(f"idle p50 {np.median(idle):.1f} ms; slow clients and fuzz")
             slow_result: dict[str, dict[str, float]] = {}
             slow = threading.Thread(target=lambda: slow_result.update(slow_clients(
                 {"agent_server": (agents_url, "/call"), "netgpt_serve": (serve_url, "/v1/chat/completions")}, 60)))
@@ -547,18 +569,20 @@ def main(
             tally = asyncio.run(fuzz(Corpus(agents_url, serve_url, tasks, seed), requests, concurrency,
                                      client_timeout_s, max_seconds))
             slow.join()
+            _say(f"fuzz: {tally.sent} sent, {len(tally.server_errors)} 5xx, {tally.hangs} hangs; attack")
             attack_body = worst_case_body(next(t for t in tasks if t.family == "path_latency"),
                                           DEFAULT_MAX_STATE_BYTES)
-            attacked, attack_sent, attack_statuses = under_attack(serve_url, attack_body, attackers, victim_requests)
+            attacked, attack_hangs, attack_statuses = under_attack(serve_url, attack_body, attackers, victim_requests)
         alive = {name: httpx.get(f"{url}/health", timeout=5).status_code == 200
                  for name, url in (("agent_server", agents_url), ("netgpt_serve", serve_url))}
     per_session = SESSION_MEMORY_FACTOR * DEFAULT_MAX_STATE_BYTES / MIB
-    caps = {"agent_server": rss.start_mb["agent_server"] + AGENT_MAX_SESSIONS * per_session,
-            "netgpt_serve": rss.start_mb["netgpt_serve"] + DEFAULT_MAX_PENDING * per_session}
+    per_body = SESSION_MEMORY_FACTOR * DEFAULT_MAX_BODY_BYTES / MIB
+    caps = {"agent_server": rss.start_mb["agent_server"] + AGENT_MAX_SESSIONS * per_session + per_body,
+            "netgpt_serve": rss.start_mb["netgpt_serve"] + (DEFAULT_MAX_PENDING + 1) * per_body}
     result = {
         "fuzz_requests": tally.sent,
         "status_5xx": len(tally.server_errors),
-        "hangs": tally.hangs,
+        "hangs": tally.hangs + idle_hangs + attack_hangs + attack_statuses["hang"],
         "max_rss_mb": {name: {"max": round(rss.peak_mb[name], 1), "start": round(rss.start_mb[name], 1),
                               "cap": round(caps[name], 1)} for name in caps},
         "slowloris_closed_s": max(v for kinds in slow_result.values() for v in kinds.values()),
@@ -568,7 +592,7 @@ def main(
     detail = {
         "statuses": dict(sorted(tally.statuses.items())), "closed_by_server": tally.closed,
         "server_errors": tally.server_errors[:20], "slow_clients_s": slow_result,
-        "attack": {"requests": attack_sent, "statuses": {str(k): v for k, v in attack_statuses.items()},
+        "attack": {"requests": sum(attack_statuses.values()), "statuses": dict(attack_statuses),
                    "body_bytes": len(attack_body), "attackers": attackers},
         "alive_after": alive, "wall_s": round(time.monotonic() - started, 1),
         "settings": {"requests": requests, "concurrency": concurrency, "client_timeout_s": client_timeout_s,
@@ -580,6 +604,10 @@ def main(
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(_report(result, detail, out))
     print(json.dumps(result, indent=2))
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def _report(result: dict[str, Any], detail: dict[str, Any], out: Path) -> str:
