@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from mcp import Client
 from protocol_testkit import TOKEN, ProbeAgent, request, server_process, uvicorn_thread
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from netgpt.protocol.cli import agents_app
 from netgpt.protocol.dispatch import MAX_ARGS_DEPTH
 from netgpt.protocol.faults import MAX_INJECTED_FAULTS, InjectedFaults
 from netgpt.protocol.http_server import AuthConfigError, check_auth, create_app, is_loopback
+from netgpt.protocol.mcp_server import build_mcp_server
 from netgpt.world import World
 
 AUTH = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
@@ -188,3 +190,21 @@ def test_open_mode_only_on_loopback() -> None:
     for token in ("", "  "):
         with pytest.raises(AuthConfigError, match="empty"):
             check_auth(token, no_auth=False, host="127.0.0.1", env_var="V")
+
+
+@pytest.mark.anyio
+async def test_mcp_tool_calls_get_the_same_argument_checks() -> None:
+    registry = AgentRegistry(FaultConfig(simulate=False))
+    registry.register(ProbeAgent())
+    nested: dict = {"value": 1.0}
+    for _ in range(MAX_ARGS_DEPTH + 1):
+        nested = {"x": nested}
+    async with Client(build_mcp_server(registry)) as client:
+        # the SDK client writes Infinity and NaN as null; over raw JSON-RPC the server reads them (bench_hardening)
+        for args, says in [({"value": float("inf")}, "value"), ({"value": float("nan")}, "value"),
+                           (nested, "nested deeper")]:
+            result = await client.call_tool("probe__measure", args)
+            error = result.structured_content["error"]
+            assert result.is_error and error["code"] == ErrorCode.INVALID_ARGS and says in error["message"]
+        assert not (await client.call_tool("probe__measure", {"value": 2.5})).is_error
+    registry.close()
