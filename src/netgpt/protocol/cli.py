@@ -10,7 +10,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from netgpt.protocol.http_server import (
     DEFAULT_SESSION,
     AuthConfigError,
     Timeouts,
+    check_auth,
     serve,
 )
 
@@ -31,8 +32,9 @@ console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", exists=True, dir_okay=False, help="agents YAML (default: the built-in agents, in-process)")]
+TOKEN_ENV = "NETGPT_AGENTS_TOKEN"
 TokenOption = Annotated[str | None, typer.Option(
-    envvar="NETGPT_AGENTS_TOKEN", help="bearer token clients must send (better: set NETGPT_AGENTS_TOKEN)")]
+    envvar=TOKEN_ENV, help="bearer token clients must send (better: set NETGPT_AGENTS_TOKEN)")]
 StateOption = Annotated[Path | None, typer.Option(
     exists=True, dir_okay=False, help="World JSON, or a task JSON whose state is used, for the default session")]
 NoAuthOption = Annotated[bool, typer.Option(
@@ -93,17 +95,18 @@ def serve_command(
     """
     from netgpt.protocol.faults import FaultConfig
 
-    _serve_or_exit(host, port, token, config, no_auth=no_auth, faults=FaultConfig.load(faults) if faults else None,
-                   max_body_bytes=max_body_bytes, max_state_bytes=max_state_bytes, max_sessions=max_sessions,
-                   timeouts=Timeouts(header_timeout_s, read_timeout_s, keep_alive_s), mcp=mcp,
-                   state=_load_state(state), log_level=log_level)
+    token = checked_token(token, no_auth=no_auth, host=host, env_var=TOKEN_ENV)
+    serve(host, port, token, config, no_auth=no_auth, faults=FaultConfig.load(faults) if faults else None,
+          max_body_bytes=max_body_bytes, max_state_bytes=max_state_bytes, max_sessions=max_sessions,
+          timeouts=Timeouts(header_timeout_s, read_timeout_s, keep_alive_s), mcp=mcp, state=_load_state(state),
+          log_level=log_level)
 
 
-def _serve_or_exit(*args: Any, **kwargs: Any) -> None:
-    """:func:`~netgpt.protocol.http_server.serve`, with a refused start-up (no or empty token, open mode off
-    loopback) said in one line and exit code 2 instead of a traceback."""
+def checked_token(token: str | None, *, no_auth: bool, host: str, env_var: str) -> str | None:
+    """:func:`~netgpt.protocol.http_server.check_auth` for a command: a refused start-up (no or empty token,
+    open mode off loopback) is one line and exit code 2, not a traceback."""
     try:
-        serve(*args, **kwargs)
+        return check_auth(token, no_auth=no_auth, host=host, env_var=env_var)
     except AuthConfigError as exc:
         console.print(f"[red]refusing to start[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -124,7 +127,8 @@ def mcp_command(
     """Serve every agent skill as an MCP tool named <agent>__<skill> (stdio by default)."""
     world = _load_state(state)
     if transport is McpTransport.STREAMABLE_HTTP:
-        _serve_or_exit(host, port, token, config, no_auth=no_auth, state=world, log_level="warning")
+        token = checked_token(token, no_auth=no_auth, host=host, env_var=TOKEN_ENV)
+        serve(host, port, token, config, no_auth=no_auth, state=world, log_level="warning")
         return
     from netgpt.protocol.faults import FaultConfig
     from netgpt.protocol.mcp_server import build_mcp_server, serve_stdio

@@ -165,7 +165,6 @@ def run_uvicorn(app: ASGIApp, host: str, port: int, timeouts: Timeouts, log_leve
     uvicorn.Server(config).run()
 
 
-
 async def _respond(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     response = JSONResponse(payload, status_code=status, headers=headers)
     await response({"type": "http"}, _no_receive, send)
@@ -235,9 +234,8 @@ class GuardMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
             except TimeoutError:
-                await _respond(send, 408, self.error_payload(
-                    408, f"the request body did not arrive within the {self.read_timeout_s:g} s read timeout"),
-                               {"connection": "close"})
+                late = f"the request body did not arrive within the {self.read_timeout_s:g} s read timeout"
+                await _respond(send, 408, self.error_payload(408, late), {"connection": "close"})
                 return None
             if message["type"] == "http.disconnect":
                 return None

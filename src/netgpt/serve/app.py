@@ -28,7 +28,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 import netgpt
-from netgpt.protocol.http_server import DEFAULT_MAX_BODY_BYTES, GuardMiddleware, Timeouts
+from netgpt.protocol.http_server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, GuardMiddleware, Timeouts
 from netgpt.serve.schema import (
     MAX_QUESTION_CHARS,
     AssistantMessage,
@@ -100,7 +100,7 @@ def _refused(exc: TaskError) -> JSONResponse:
 
 def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                mcp: bool = False, host: str = "127.0.0.1", read_timeout_s: float = Timeouts.read_timeout_s,
-               max_mcp_sessions: int = 256) -> FastAPI:
+               max_mcp_sessions: int = DEFAULT_MAX_SESSIONS) -> FastAPI:
     """The API for ``solver`` (started and stopped with the app); ``mcp`` adds ``solve_network_task`` at ``/mcp``.
 
     ``host`` is where the server listens; loopback hosts turn on the MCP transport's DNS-rebinding protection.

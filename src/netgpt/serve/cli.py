@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from netgpt.core.actions import MAX_NEW_TOKENS
-from netgpt.protocol.cli import HeaderTimeoutOption, KeepAliveOption, NoAuthOption, ReadTimeoutOption
-from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, AuthConfigError, Timeouts, check_auth, run_uvicorn
+from netgpt.protocol.cli import HeaderTimeoutOption, KeepAliveOption, NoAuthOption, ReadTimeoutOption, checked_token
+from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, Timeouts, run_uvicorn
 from netgpt.serve.solver import DEFAULT_MAX_PENDING, DEFAULT_REQUEST_TIMEOUT_S
 
 
@@ -56,11 +56,8 @@ def serve_command(
     from netgpt.serve.app import create_app
     from netgpt.serve.solver import Solver
 
-    try:  # before the model loads: a refused start-up should take a moment, not minutes
-        token = check_auth(token, no_auth=no_auth, host=host, env_var="NETGPT_SERVE_TOKEN")
-    except AuthConfigError as exc:
-        console.print(f"[red]refusing to start[/]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    # before the model loads: a refused start-up should take a moment, not minutes
+    token = checked_token(token, no_auth=no_auth, host=host, env_var="NETGPT_SERVE_TOKEN")
     timeouts = Timeouts(header_timeout_s, read_timeout_s, keep_alive_s)
     fault_config = (FaultConfig.load(faults) if faults else builtin_faults()).model_copy(update={"seed": seed})
     with AgentRegistry.from_config(agents, faults=fault_config) as registry:
