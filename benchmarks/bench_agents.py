@@ -45,7 +45,8 @@ def _free_port() -> int:
 def _server():
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "netgpt.protocol.cli", "serve", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(port), "--log-level", "warning", "--no-auth"],  # open, on loopback only
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

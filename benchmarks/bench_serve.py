@@ -47,7 +47,7 @@ def _server(policy: str, batch_size: int, max_new_tokens: int, max_turns: int) -
     port = _free_port()
     cmd = [sys.executable, "-m", "netgpt.cli", "serve", "--policy", policy, "--port", str(port), "--batch-size",
            str(batch_size), "--max-new-tokens", str(max_new_tokens), "--max-turns", str(max_turns),
-           "--log-level", "warning"]
+           "--log-level", "warning", "--no-auth"]  # open, on loopback only
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
