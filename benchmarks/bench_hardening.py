@@ -461,9 +461,9 @@ async def fuzz(corpus: Corpus, total: int, concurrency: int, client_timeout_s: f
                         tally.server_errors.append(f"{probe.target} {response.status_code}: {response.text[:200]}")
                 except httpx.TimeoutException:
                     tally.hangs += 1
-                except httpx.TransportError:  # the server closed the connection (e.g. mid-way through a 413)
+                except httpx.TransportError as exc:  # the server closed the connection (e.g. mid-way through a 413)
                     tally.closed += 1
-                    tally.statuses[f"{probe.target} closed"] += 1
+                    tally.statuses[f"{probe.target} closed ({type(exc).__name__})"] += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return tally
@@ -633,9 +633,10 @@ def _report(result: dict[str, Any], detail: dict[str, Any], out: Path) -> str:
         f"requests ({detail['attack']['body_bytes']} bytes each: a state near the cap, 10^9 injected faults on "
         f"every agent, 16 turns, the longest question), answered `{json.dumps(detail['attack']['statuses'])}`. "
         f"Both servers answered /health afterwards: `{json.dumps(detail['alive_after'])}`. Connections the "
-        f"server closed instead of answering (bodies over 1 MiB, cut off after the 413): {detail['closed_by_server']}.",
+        f"server closed instead of answering: {detail['closed_by_server']} (a body over 1 MiB is cut off at the "
+        "413 while the client is still sending it; a kept-alive connection can close as the client reuses it).",
         "", "| endpoint | status | requests |", "|---|---|---|",
-        *(f"| {key.split(' ')[0]} | {key.split(' ')[1]} | {n} |" for key, n in detail["statuses"].items()),
+        *(f"| {key.split(' ', 1)[0]} | {key.split(' ', 1)[1]} | {n} |" for key, n in detail["statuses"].items()),
         "",
     ]
     if detail["server_errors"]:
