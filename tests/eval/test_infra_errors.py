@@ -40,7 +40,7 @@ def count_tokens(text: str) -> int:
 
 def start_agent_server(port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "netgpt.protocol.cli", "serve", "--port", str(port),
-                             "--log-level", "warning", "--no-mcp"],
+                             "--log-level", "warning", "--no-mcp", "--no-auth"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_until_healthy(f"http://127.0.0.1:{port}", proc, 60, "agent server")
     return proc
