@@ -123,3 +123,11 @@ def test_a_run_on_another_generator_version_is_not_diagnosed(runs, tmp_path):
     (old / "run.json").write_text(json.dumps(info))
     refused = runner.invoke(app, ["errors", str(old)], env={"COLUMNS": "200"})
     assert refused.exit_code != 0 and "ran on task generator 1.0.0" in refused.output
+
+
+def test_infra_error_episodes_are_not_diagnosed(runs, dev):
+    _, episodes = load_run_episodes(runs / "always")
+    cut = episodes[0].model_copy(update={"finish_reason": "infra_error", "infra_error": "agent server gone"}, deep=True)
+    report = analyse("always", list(dev.values()), [cut, *episodes[1:]], DEFAULTS)
+    assert report.n == len(episodes) - 1
+    assert cut.task_id not in {d.task_id for d in report.diagnoses}
