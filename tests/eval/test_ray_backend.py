@@ -164,15 +164,15 @@ def test_rl_rollouts_on_ray_workers_equal_local_ones(ray_session, tmp_path, trai
         try:
             steps = []
             for step in range(2):
-                rollouts, _, _ = trainer.rollout(step)
-                trainer.update(rollouts, trainer.score(rollouts)[1])
-                steps.append(rollouts)
+                batch = trainer.rollout(step)
+                trainer.update(trainer.score(batch))
+                steps.append(batch.rollouts)
             params = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
             # forks (a random tiny model makes no valid call, so the entropy rule never fires: fork by hand)
             parents = [r for r in steps[0] if len(r.result.events) >= 2][:3]
             assert parents
-            forked = trainer.runner()([trainer.tasks_for(0)[r.group] for r in parents], "fork",
-                                      [fork_at(r.result, 1) for r in parents])
+            forked = trainer.episode_runner()([trainer.tasks_for(0)[r.group] for r in parents], "fork",
+                                              [fork_at(r.result, 1) for r in parents])
             steps.append([Rollout(group=r.group, result=f, parent=0) for r, f in zip(parents, forked)])
         finally:
             trainer.close()

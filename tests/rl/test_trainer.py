@@ -15,8 +15,11 @@ import torch
 import yaml
 
 from netgpt.core.model import model_sha256, save_model, tiny_model
+from netgpt.distributed.data_parallel import anchor_batch_indices
+from netgpt.distributed.rollout_runners import LocalRolloutRunner
 from netgpt.rl.checkpoint import list_checkpoints
 from netgpt.rl.config import RLConfig
+from netgpt.rl.metrics import EpisodeMetrics, StepMetrics, merge_process_metrics
 from netgpt.rl.trainer import RLTrainer
 
 
@@ -88,9 +91,8 @@ def test_resume_reproduces_the_next_step_bit_for_bit(tokenizer, registry, tmp_pa
                         registry, reward_fn=odd_token_share)
     assert resumed.resume() and resumed.step == 2
     [row] = resumed.train()
-    drop = ("rollout_s", "update_s", "step_s")
-    assert {k: v for k, v in row.items() if k not in drop} == {k: v for k, v in rows_straight[2].items()
-                                                               if k not in drop}
+    drop = {"rollout_s", "update_s", "step_s"}
+    assert row.model_dump(exclude=drop) == rows_straight[2].model_dump(exclude=drop)
     a, b = _trainable(straight), _trainable(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
 
@@ -228,7 +230,7 @@ def test_the_update_logs_how_much_of_its_gradient_is_the_anchor_and_how_much_grp
         trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=odd_token_share)
         rows[coef] = trainer.train_step()
     plain, anchored = rows[0.0], rows[1.0]
-    assert plain["trained_groups"] > 0 and "grad_norm_policy" not in plain
+    assert plain["trained_groups"] > 0 and plain.grad_norm_policy is None and "grad_norm_policy" not in plain.row()
     assert anchored["grad_norm_anchor"] > 0
     assert anchored["grad_norm_policy"] == pytest.approx(plain["grad_norm"], rel=1e-4)
 
@@ -315,8 +317,6 @@ def test_gradients_are_averaged_over_processes_and_absent_ones_stay_absent(tmp_p
 
 
 def test_each_process_anchors_on_its_own_traces():
-    from netgpt.rl.trainer import anchor_batch_indices
-
     assert [anchor_batch_indices(step, 0, 1, 4, 10) for step in range(3)] == [
         [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]  # one process: consecutive batches, cycled
     two = [[anchor_batch_indices(step, p, 2, 4, 100) for p in (0, 1)] for step in range(2)]
@@ -327,8 +327,6 @@ def test_a_data_parallel_step_is_logged_as_one_row_over_its_processes():
     """Rank 0 trained two groups, rank 1 none: counts add up, draws and times are the busiest process's, the
     update's statistics are those of what was trained (not diluted by rank 1's zeros), the episode metrics are the
     ones computed over both ranks' episodes, loss and gradient norm are averaged."""
-    from netgpt.rl.trainer import merge_process_rows
-
     common = {"step": 3, "groups": 2, "branch_taken": 1, "grad_norm": 0.7, "score": 0.9, "generated_tokens": 40}
     rows = [common | {"rollouts": 8, "spread_groups": 1, "trained_groups": 2, "core_tokens": 30, "branch_eligible": 4,
                       "branch_fired": 1, "branching_rate": 0.25, "draws": 1, "rollout_s": 10.0, "update_s": 2.0,
@@ -338,7 +336,8 @@ def test_a_data_parallel_step_is_logged_as_one_row_over_its_processes():
                       "branch_fired": 2, "branching_rate": 1.0, "draws": 2, "rollout_s": 14.0, "update_s": 0.5,
                       "step_s": 14.5, "entropy": 0.0, "kl": 0.0, "clip_fraction": 0.0, "policy_token_fraction": 0.0,
                       "loss": 0.0, "score": 0.1}]
-    merged = merge_process_rows(rows, {"score": 0.55, "generated_tokens": 90})
+    merged = merge_process_metrics([_step_metrics(row) for row in rows],
+                                   _episode_metrics({"score": 0.55, "generated_tokens": 90}))
     assert merged["step"] == 3 and isinstance(merged["step"], int)
     assert {k: merged[k] for k in ("rollouts", "groups", "spread_groups", "trained_groups", "core_tokens",
                                    "branch_eligible", "branch_fired", "branch_taken")} == {
@@ -350,6 +349,34 @@ def test_a_data_parallel_step_is_logged_as_one_row_over_its_processes():
         0.5, 0.1, 0.2, 0.6)
     assert (merged["score"], merged["generated_tokens"]) == (0.55, 90)
     assert merged["loss"] == pytest.approx(0.2) and merged["grad_norm"] == pytest.approx(0.7)
+
+
+def _step_metrics(values: dict) -> StepMetrics:
+    """A step's record with ``values``, every other metric 0."""
+    return StepMetrics(**{name: 0 for name, field in StepMetrics.model_fields.items() if field.is_required()} | values)
+
+
+def _episode_metrics(values: dict) -> EpisodeMetrics:
+    return EpisodeMetrics(**dict.fromkeys(EpisodeMetrics.model_fields, 0.0) | values)
+
+
+def test_step_metrics_write_the_keys_metrics_jsonl_has_always_had():
+    """The typed record writes the row the dict-built trainer wrote: the same keys in the same order, anchor parts
+    only when they were measured; a key the step did not log is a KeyError, as in the row."""
+    keys = ["step", "score", "accuracy", "coordination", "resource", "calls_per_task", "invalid_call_rate",
+            "answered_rate", "generated_tokens", "rollout_entropy", "rollouts", "draws", "branch_eligible",
+            "branch_fired", "branch_taken", "branching_rate", "groups", "spread_groups", "loss", "grad_norm", "entropy",
+            "kl", "clip_fraction", "policy_token_fraction", "core_tokens", "trained_groups"]
+    times = ["rollout_s", "update_s", "step_s"]
+    plain = _step_metrics({})
+    assert list(plain.row()) == keys + times
+    with pytest.raises(KeyError):
+        plain["sft_nll"]
+    anchored = _step_metrics({"sft_nll": 1.5, "grad_norm_anchor": 0.2, "grad_norm_policy": 0.1})
+    assert list(anchored.row()) == keys + ["sft_nll", "grad_norm_anchor", "grad_norm_policy"] + times
+    assert anchored["sft_nll"] == anchored.sft_nll == 1.5
+    with pytest.raises(ValueError, match="typo"):
+        _step_metrics({"typo": 1.0})
 
 
 def _two_learners(tmp_path, *args) -> list[dict]:
@@ -399,34 +426,43 @@ def test_forks_of_a_later_draw_point_at_their_own_parents(tokenizer, registry, t
     The groups' first wave is the oracle's episodes laid out as tokens (entropy 0, so every turn after an agent reply
     forks at threshold −1); the forks are sampled by a tiny core."""
     from netgpt.core.episode import run_episodes
-    from netgpt.core.llm import LLMPolicy
     from netgpt.core.policies import OraclePolicy
     from netgpt.core.prompt import system_prompt
-    from netgpt.rl.rollout import local_runner
     from netgpt.sft import teacher_trajectory
 
     config = _config(tmp_path, steps=1, max_turns=3, branching={"enabled": True, "threshold": -1.0, "max_branches": 1},
                      dynamic_sampling={"enabled": True, "metric": "reward", "max_draws": 2})
-    trainer = RLTrainer(config, tiny_model(tokenizer, seed=2), tokenizer, registry)
-    count = trainer._count_tokens
-    system = system_prompt(registry.cards())
-    forks_run = local_runner(LLMPolicy(trainer.model, tokenizer, max_new_tokens=6, temperature=1.0, seed=0),
-                             registry, trainer.episode, count)
+    episode, system = config.episode_config, system_prompt(registry.cards())
 
-    def run(tasks, session_prefix, forks=None):
-        if forks is not None:
-            return forks_run(tasks, session_prefix, forks)
-        results = run_episodes(tasks, OraclePolicy(), registry, trainer.episode, count, session_prefix=session_prefix)
-        for result, task in zip(results, tasks):
-            tokens = teacher_trajectory(result, task, system, tokenizer)
-            result.trajectory = tokens.model_copy(update={"entropies": [0.0] * len(tokens.env_mask)})
-        return results
+    class OracleWaveTinyForks:
+        """Rollouts whose first wave is the oracle's and whose forks the learner samples."""
 
-    trainer.runner = lambda: run
+        def __init__(self):
+            self.local = LocalRolloutRunner(config, tokenizer, registry, episode)
+
+        def sync(self, model):
+            forks_run = self.local.sync(model)
+
+            def run(tasks, session_prefix, forks=None):
+                if forks is not None:
+                    return forks_run(tasks, session_prefix, forks)
+                results = run_episodes(tasks, OraclePolicy(), registry, episode, self.local.count_tokens,
+                                       session_prefix=session_prefix)
+                for result, task in zip(results, tasks):
+                    tokens = teacher_trajectory(result, task, system, tokenizer)
+                    result.trajectory = tokens.model_copy(update={"entropies": [0.0] * len(tokens.env_mask)})
+                return results
+            return run
+
+        def close(self):
+            self.local.close()
+
+    trainer = RLTrainer(config, tiny_model(tokenizer, seed=2), tokenizer, registry, runner=OracleWaveTinyForks())
     second = {t.id for t in trainer.tasks_for(0, 1)}  # only the second draw's groups differ in reward
     trainer.reward_fn = lambda r: r.reward.total if r.task_id in second else 1.0
-    rollouts, tasks, sampling = trainer.rollout(0)
-    assert sampling["draws"] == 2 and sampling["branch_taken"] == 4  # one fork per group, in both draws
+    batch = trainer.rollout(0)
+    rollouts, tasks = batch.rollouts, batch.tasks
+    assert batch.draws == 2 and batch.branch.taken == 4  # one fork per group, in both draws
     forks = [(k, r) for k, r in enumerate(rollouts) if r.parent is not None]
     assert sorted(r.group for _, r in forks) == [0, 1, 2, 3]
     for k, fork in forks:

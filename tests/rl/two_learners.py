@@ -18,7 +18,8 @@ import torch
 from test_trainer import _config, _peaked_tiny_model, odd_token_share
 
 from netgpt.core.model import load_tokenizer, tiny_model
-from netgpt.rl.trainer import RLTrainer, mean_over_processes
+from netgpt.distributed.data_parallel import mean_over_processes
+from netgpt.rl.trainer import RLTrainer
 from netgpt.sft import SFTConfig, train_sft
 
 # from the launcher: accelerate's process state, made here before the trainer's Accelerator(cpu=True), would not be
@@ -30,19 +31,26 @@ def checksum(model) -> float:
     return float(torch.cat([p.detach().flatten().double() for p in model.parameters()]).abs().sum())
 
 
+class ObservedTrainer(RLTrainer):
+    """Keeps this rank's update metrics, before the step's records are merged over the ranks."""
+
+    def update(self, batch):
+        self.updates = [*getattr(self, "updates", []), super().update(batch)]
+        return self.updates[-1]
+
+
 def one_step(out: Path, settings: dict) -> dict:
     tokenizer = load_tokenizer()
-    trainer = RLTrainer(_config(out, steps=1, save_steps=100, **settings), _peaked_tiny_model(tokenizer), tokenizer)
+    trainer = ObservedTrainer(_config(out, steps=1, save_steps=100, **settings), _peaked_tiny_model(tokenizer),
+                              tokenizer)
     trainer.reward_fn = odd_token_share if trainer.accelerator.process_index == 0 else (lambda result: 1.0)
-    updates, update = [], trainer.update
-    trainer.update = lambda *args: updates.append(update(*args)) or updates[-1]  # this rank's row, before the merge
-    row = trainer.train_step()
+    row = trainer.train_step().row()
     trainer.close()
     advantages = {}
     for episode in trainer.episodes:
         advantages.setdefault(episode["process"], []).append(episode["advantage"])
     totals = [episode["reward_terms"]["total"] for episode in trainer.episodes if episode["parent"] is None]
-    return {"row": row, "update": updates[0], "checksum": checksum(trainer.model),
+    return {"row": row, "update": trainer.updates[0].model_dump(exclude_none=True), "checksum": checksum(trainer.model),
             "processes": trainer.accelerator.num_processes, "advantages": advantages, "totals": totals}
 
 

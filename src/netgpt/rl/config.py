@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from netgpt.core.actions import MAX_NEW_TOKENS
+from netgpt.core.episode import EpisodeConfig
 from netgpt.reward import Budget, RewardWeights
 from netgpt.yamlconfig import load_yaml
 
@@ -126,6 +127,11 @@ class RLConfig(BaseModel):
     @property
     def max_completion_tokens(self) -> int:
         return self.max_turns * self.max_new_tokens
+
+    @property
+    def episode_config(self) -> EpisodeConfig:
+        """The episode runtime's settings for this run's rollouts, wherever they run."""
+        return EpisodeConfig(max_turns=self.max_turns, budget=self.budget, reward_weights=self.reward_weights)
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> RLConfig:
