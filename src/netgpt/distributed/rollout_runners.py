@@ -5,11 +5,13 @@ A :class:`RolloutRunner` turns the learner's current weights into this step's
 :class:`~netgpt.rl.rollout.EpisodeRunner`, once per step, before the rollouts:
 
 - :class:`LocalRolloutRunner` samples in the learner's process, from the learner's model itself;
-- :class:`RayRolloutRunner` pushes the learner's trainable parameters to Ray actors that each hold a copy of the
-  starting policy, wrapped as the learner's (``netgpt train --backend ray``).
+- :class:`ProcessRolloutRunner` and :class:`RayRolloutRunner` push the learner's trainable parameters to rollout
+  workers (spawned processes on this machine, or Ray actors: ``rollout.backend`` ``processes`` or ``ray``) that each
+  hold a copy of the starting policy, wrapped as the learner's.
 
-Each episode draws from its own generator, seeded by the run's seed and its session, so both runners sample the same
-episodes (``tests/eval/test_ray_backend.py``). :func:`build_rollout_runner` picks one by ``rollout.backend``.
+Each episode draws from its own generator, seeded by the run's seed and its session, so every runner samples the same
+episodes (``tests/eval/test_ray_backend.py``, ``tests/rl/test_rollout_runners.py``). :func:`build_rollout_runner`
+picks one by ``rollout.backend``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from netgpt.core.episode import EpisodeConfig
 from netgpt.core.llm import LLMPolicy
+from netgpt.distributed.processes import ProcessRolloutPool
 from netgpt.distributed.ray_backend import RayRolloutPool, init_ray
 from netgpt.distributed.worker import PolicySpec, WorkerSpec
 from netgpt.protocol.faults import FaultConfig
@@ -61,25 +64,46 @@ class LocalRolloutRunner:
         """Nothing to release: the model and the registry belong to the caller."""
 
 
-class RayRolloutRunner:
-    """``config.rollout.workers`` Ray actors, each loading the starting policy (``config.model``, a local model
-    directory) and wrapping it as the learner does. A worker runs whole groups: ceil(tasks / workers) groups per
-    batch. Starts (or joins, at ``rollout.address``) Ray, and shuts down a Ray it started on :meth:`close`."""
+def rollout_worker_spec(config: RLConfig, faults: FaultConfig, episode: EpisodeConfig) -> WorkerSpec:
+    """What each rollout worker builds: the starting policy (``config.model``, a local model directory) wrapped as
+    the learner wraps it (same trainable selection, so the pushed parameters have the same names), sampling as the
+    learner would, and the learner's fault config and episode settings. A worker runs whole groups:
+    ceil(tasks / workers) groups per batch."""
+    if config.model is None or not Path(config.model).is_dir():
+        raise ValueError(f"`{config.rollout.backend}` rollout workers load the starting policy themselves: set "
+                         "`model` to a local model directory (e.g. an SFT checkpoint's model/)")
+    per_worker = -(-config.tasks_per_step // config.rollout.workers)
+    return WorkerSpec(policy=PolicySpec(
+        name=str(Path(config.model).resolve()), device=config.device, dtype=config.dtype,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=per_worker * max(config.num_generations, config.branching.max_branches), seed=config.seed,
+        temperature=config.temperature, train=config.train, top_layers=config.top_layers, lora_r=config.lora_r),
+        faults=faults, episode=episode)
+
+
+class ProcessRolloutRunner:
+    """``config.rollout.workers`` spawned processes on this machine (:class:`ProcessRolloutPool`)."""
 
     def __init__(self, config: RLConfig, faults: FaultConfig, episode: EpisodeConfig):
-        if config.model is None or not Path(config.model).is_dir():
-            raise ValueError("Ray rollout workers load the starting policy themselves: set `model` to a local "
-                             "model directory (e.g. an SFT checkpoint's model/)")
-        backend = config.rollout
-        per_worker = -(-config.tasks_per_step // backend.workers)
-        spec = WorkerSpec(policy=PolicySpec(
-            name=str(Path(config.model).resolve()), device=config.device, dtype=config.dtype,
-            max_new_tokens=config.max_new_tokens,
-            batch_size=per_worker * max(config.num_generations, config.branching.max_branches), seed=config.seed,
-            temperature=config.temperature, train=config.train, top_layers=config.top_layers, lora_r=config.lora_r),
-            faults=faults, episode=episode)
-        self._owns_ray = init_ray(backend.address, num_cpus=max(backend.workers, 2))
-        self.pool = RayRolloutPool(spec, backend.workers, num_gpus=1 if config.device.startswith("cuda") else 0)
+        self.pool = ProcessRolloutPool(rollout_worker_spec(config, faults, episode), config.rollout.workers)
+
+    def sync(self, model: torch.nn.Module) -> EpisodeRunner:
+        self.pool.push_weights({n: p for n, p in model.named_parameters() if p.requires_grad})
+        return self.pool.run
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class RayRolloutRunner:
+    """``config.rollout.workers`` Ray actors (:class:`RayRolloutPool`). Starts (or joins, at ``rollout.address``)
+    Ray, and shuts down a Ray it started on :meth:`close`."""
+
+    def __init__(self, config: RLConfig, faults: FaultConfig, episode: EpisodeConfig):
+        spec = rollout_worker_spec(config, faults, episode)
+        self._owns_ray = init_ray(config.rollout.address, num_cpus=max(config.rollout.workers, 2))
+        self.pool = RayRolloutPool(spec, config.rollout.workers,
+                                   num_gpus=1 if config.device.startswith("cuda") else 0)
 
     def sync(self, model: torch.nn.Module) -> EpisodeRunner:
         self.pool.push_weights({n: p for n, p in model.named_parameters() if p.requires_grad})
@@ -97,9 +121,18 @@ def build_rollout_runner(config: RLConfig, tokenizer, registry: AgentRegistry, p
                          ) -> RolloutRunner:
     """The runner ``config.rollout.backend`` names, for a learner of ``processes`` data-parallel processes that
     samples with ``tokenizer`` and ``registry`` (the Ray workers build their own, from the registry's fault config)."""
-    if config.rollout.backend == "ray":
-        if processes > 1:
-            raise ValueError("Ray rollouts run from a single learner process: start `netgpt train --backend ray` "
-                             "without accelerate launch (its workers are the parallel part)")
-        return RayRolloutRunner(config, registry.faults.config, config.episode_config)
-    return LocalRolloutRunner(config, tokenizer, registry, config.episode_config)
+    ensure_backend_fits(config, processes)
+    if config.rollout.backend == "local":
+        return LocalRolloutRunner(config, tokenizer, registry, config.episode_config)
+    runner = RayRolloutRunner if config.rollout.backend == "ray" else ProcessRolloutRunner
+    return runner(config, registry.faults.config, config.episode_config)
+
+
+def ensure_backend_fits(config: RLConfig, processes: int) -> None:
+    """Rollout workers serve one learner process: under ``accelerate launch`` the learner processes are the
+    parallel part, and each rolls out in its own process. (The trainer checks this before it loads a model.)"""
+    backend = config.rollout.backend
+    if backend != "local" and processes > 1:
+        name = "Ray" if backend == "ray" else "Process"
+        raise ValueError(f"{name} rollouts run from a single learner process: start `netgpt train --backend "
+                         f"{backend}` without accelerate launch (its workers are the parallel part)")

@@ -14,10 +14,10 @@ are joined (:meth:`RolloutBatch.joined`) and checks that stage data lines up wit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
 
 from netgpt.rl.rollout import BranchStats, Rollout
 from netgpt.tasks.schema import Task
@@ -27,24 +27,23 @@ class BatchError(ValueError):
     """Stage data that does not line up with a batch's rollouts or tasks."""
 
 
-class RolloutBatch(BaseModel):
+@dataclass(frozen=True)
+class RolloutBatch:
     """A step's group rollouts and their tasks; after scoring, their rewards and advantages too.
 
     ``tasks[g]`` is group ``g``'s task; ``rewards[i]`` and ``advantages[i]`` belong to ``rollouts[i]``;
     ``spread_groups`` are the groups (in order of first appearance) whose dynamic-sampling metric differs."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     step: int
     tasks: list[Task]
     rollouts: list[Rollout]
     draws: int = 1
-    branch: BranchStats = BranchStats()
+    branch: BranchStats = field(default_factory=BranchStats)
     rewards: list[float] | None = None
     advantages: torch.Tensor | None = None
     spread_groups: list[int] | None = None
 
-    @model_validator(mode="after")
-    def _lines_up(self) -> RolloutBatch:
+    def __post_init__(self) -> None:
         for k, rollout in enumerate(self.rollouts):
             if not 0 <= rollout.group < len(self.tasks):
                 raise BatchError(f"rollout {k} is in group {rollout.group}, but the batch has {len(self.tasks)} tasks")
@@ -54,7 +53,6 @@ class RolloutBatch(BaseModel):
         for name, values in (("rewards", self.rewards), ("advantages", self.advantages)):
             if values is not None and len(values) != len(self.rollouts):
                 raise BatchError(f"{len(values)} {name} for {len(self.rollouts)} rollouts")
-        return self
 
     @property
     def group_ids(self) -> list[int]:
@@ -81,9 +79,7 @@ class RolloutBatch(BaseModel):
     def scored(self, rewards: Sequence[float], advantages: torch.Tensor, spread_groups: Sequence[int]
                ) -> RolloutBatch:
         """The batch with each rollout's scalar reward and advantage, and the groups with a spread."""
-        return RolloutBatch(step=self.step, tasks=self.tasks, rollouts=self.rollouts, draws=self.draws,
-                            branch=self.branch, rewards=list(rewards), advantages=advantages,
-                            spread_groups=list(spread_groups))
+        return replace(self, rewards=list(rewards), advantages=advantages, spread_groups=list(spread_groups))
 
     def records(self, process: int = 0) -> list[dict[str, Any]]:
         """One ``rollouts.jsonl`` row per episode: the question, what the core wrote and called each turn, the agents'

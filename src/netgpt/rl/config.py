@@ -50,11 +50,13 @@ class TaskPoolConfig(BaseModel):
 
 
 class RolloutBackendConfig(BaseModel):
-    """Where rollouts run: in the learner's process, or on Ray actors that receive the learner's weights each step."""
+    """Where rollouts run: in the learner's process, or on rollout workers (spawned processes on this machine, or Ray
+    actors) that receive the learner's weights each step."""
 
     model_config = ConfigDict(extra="forbid")
-    backend: Literal["local", "ray"] = "local"
-    workers: int = Field(2, ge=1, description="Ray rollout workers (one CPU each, one GPU each on cuda)")
+    backend: Literal["local", "processes", "ray"] = "local"
+    workers: int = Field(2, ge=1, description="rollout workers (processes: the cores are shared among them; Ray: one "
+                                              "CPU each, one GPU each on cuda)")
     address: str | None = Field(None, description="existing Ray cluster (default: start a local one)")
 
 

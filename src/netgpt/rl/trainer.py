@@ -32,7 +32,7 @@ from accelerate import Accelerator
 from netgpt.core.episode import EpisodeResult
 from netgpt.core.model import DEFAULT_MODEL, load_model, model_sha256, select_trainable
 from netgpt.distributed.data_parallel import DataParallel, anchor_batch_indices
-from netgpt.distributed.rollout_runners import RolloutRunner, build_rollout_runner
+from netgpt.distributed.rollout_runners import RolloutRunner, build_rollout_runner, ensure_backend_fits
 from netgpt.protocol import AgentRegistry
 from netgpt.protocol.config import builtin_faults
 from netgpt.rl.advantages import dynamic_sampling_filter, group_relative_advantages, groups_with_spread
@@ -82,6 +82,8 @@ class RLTrainer:
         self.missed, self.missed_sha256 = load_pool(config.task_pool.file) if config.task_pool.file else ([], None)
         self.accelerator = Accelerator(cpu=config.device == "cpu")
         self.parallel = DataParallel(self.accelerator)
+        if runner is None:
+            ensure_backend_fits(config, self.parallel.num_processes)
         torch.manual_seed(config.seed)
         # a model passed in memory has no files to fingerprint; one loaded by path is recorded (start_model.json)
         self.start_model, self.start_sha256 = None, None
