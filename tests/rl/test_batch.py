@@ -38,8 +38,10 @@ def test_a_second_draw_is_renumbered_past_the_first():
 
 def test_scoring_adds_rewards_and_advantages_and_the_records_carry_them():
     batch = _draw(TASKS[:1], [_rollout(0), _rollout(0)])
-    with pytest.raises(BatchError, match="not scored yet"):
+    with pytest.raises(BatchError, match="not scored yet: rollouts.jsonl needs rewards and advantages"):
         batch.records()
+    with pytest.raises(BatchError, match="not scored yet: the update needs"):
+        batch.scores("the update")
     scored = batch.scored([1.0, 0.0], torch.tensor([0.5, -0.5]), [0])
     records = scored.records(process=1)
     assert [(r["step"], r["process"], r["group"], r["reward"], r["advantage"]) for r in records] == [

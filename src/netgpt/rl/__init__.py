@@ -1,7 +1,9 @@
 """Agentic RL for the core: group rollouts with entropy-guided branching → group-relative advantages → masked loss.
 
 One stage per module, in data-path order: :mod:`config` (what a run is), :mod:`rollout` (episodes and forks),
-:mod:`advantages`, :mod:`loss`, :mod:`checkpoint`, :mod:`trainer` (the loop that ties them together).
+:mod:`batch` (one step's rollouts, rewards and advantages as one object), :mod:`advantages`, :mod:`loss`,
+:mod:`metrics` (the step's typed record), :mod:`checkpoint`, :mod:`trainer` (the loop that ties them together).
+Where rollouts run, and what data-parallel learner processes do together, is :mod:`netgpt.distributed`'s.
 """
 
 from netgpt.rl.advantages import group_relative_advantages

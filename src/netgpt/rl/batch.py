@@ -3,8 +3,8 @@
 The trainer fills a :class:`RolloutBatch` in stages::
 
     rollout  ── tasks, rollouts (each with its group id and fork parent), draws, branch statistics
-    score    ── + rewards, advantages, spread_groups       (RolloutBatch.scored)
-    update   ── reads groups() / advantages                 (loss.py)
+    score    ── + rewards, advantages, spread_groups    (RolloutBatch.scored)
+    update   ── groups(), scores() → the masked loss      (loss.py)
     log      ── records() → rollouts.jsonl
 
 A rollout's ``group`` indexes ``tasks`` and its ``parent`` indexes ``rollouts``: the batch keeps both valid when draws
@@ -24,7 +24,7 @@ from netgpt.tasks.schema import Task
 
 
 class BatchError(ValueError):
-    """Stage data that does not line up with a batch's rollouts or tasks."""
+    """Stage data that does not line up with a batch's rollouts or tasks, or that a stage needs before it exists."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,12 @@ class RolloutBatch:
         """The batch with each rollout's scalar reward and advantage, and the groups with a spread."""
         return replace(self, rewards=list(rewards), advantages=advantages, spread_groups=list(spread_groups))
 
+    def scores(self, needed_by: str) -> tuple[list[float], torch.Tensor]:
+        """The rewards and advantages, which ``needed_by`` (a stage after scoring) cannot do without."""
+        if self.rewards is None or self.advantages is None:
+            raise BatchError(f"step {self.step}'s batch is not scored yet: {needed_by} needs rewards and advantages")
+        return self.rewards, self.advantages
+
     def records(self, process: int = 0) -> list[dict[str, Any]]:
         """One ``rollouts.jsonl`` row per episode: the question, what the core wrote and called each turn, the agents'
         replies, the reward terms (``reward_terms``), the scalar ``reward`` and the ``advantage`` it was trained with.
@@ -89,10 +95,9 @@ class RolloutBatch:
 
         Why: the step metrics say that the score moved, these rows say what the policy changed. A flip of one argument
         (``"los": false``), a reply misread, or a group with no signal shows up here, not in the means."""
-        if self.rewards is None or self.advantages is None:
-            raise BatchError(f"step {self.step}'s batch is not scored yet: its records need rewards and advantages")
+        rewards, advantages = self.scores("rollouts.jsonl")
         records = []
-        for r, reward, advantage in zip(self.rollouts, self.rewards, self.advantages):
+        for r, reward, advantage in zip(self.rollouts, rewards, advantages):
             episode = r.result.model_dump(mode="json", exclude={"trajectory"})
             records.append({"step": self.step, "process": process, "group": r.group, "parent": r.parent,
                             "fork_turn": r.fork_turn, "question": self.tasks[r.group].question, "reward": reward,

@@ -179,7 +179,7 @@ class RLTrainer:
     def update(self, batch: RolloutBatch) -> UpdateMetrics:
         """``num_iterations`` passes of the masked loss over the scored batch's groups, one optimiser step each."""
         cfg, device = self.config, self.accelerator.device
-        rollouts, advantages = batch.rollouts, batch.advantages
+        rollouts, (_, advantages) = batch.rollouts, batch.scores("the update")
         groups = batch.groups()
         # a group whose rewards are all equal has no policy gradient; skip its forward pass unless KL/entropy act
         # (dynamic sampling trains only the groups it kept, whatever acts)
