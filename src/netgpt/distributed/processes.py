@@ -50,7 +50,7 @@ def _start_worker(spec: WorkerSpec, barrier, threads: int) -> None:
     atexit.register(_worker.close)
 
 
-def _describe_when_every_worker(timeout_s: float) -> tuple[str, int]:
+def _describe_when_all_started(timeout_s: float) -> tuple[str, int]:
     # Each of the pool's first N calls waits here until N workers have built their runtime, so the N calls run
     # on N different processes and the pool is fully up when they return.
     _every_worker.wait(timeout_s)
@@ -83,7 +83,7 @@ class ProcessRolloutPool:
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                              initargs=(spec, context.Barrier(workers), threads))
         try:
-            described = [self._executor.submit(_describe_when_every_worker, start_timeout_s) for _ in range(workers)]
+            described = [self._executor.submit(_describe_when_all_started, start_timeout_s) for _ in range(workers)]
             self.policy_name, self.batch_size = [f.result() for f in described][0]
         except (BrokenProcessPool, BrokenBarrierError) as exc:
             self.close()
