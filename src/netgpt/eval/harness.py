@@ -12,6 +12,7 @@ does not keep it (a resumed run runs it again), and :func:`check_infra_errors` s
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -31,6 +32,8 @@ SPLITS_DIR = Path(__file__).resolve().parents[3] / "data" / "bench"
 
 
 EPISODE_LOG = "episodes.jsonl"
+# a finished run's episodes, one JSON object per line, when results.json holds only the aggregate
+EPISODES_FILE = "episodes.jsonl.gz"
 
 MAX_INFRA_ERROR_FRACTION = 0.05
 """The share of a run's episodes that may fail on the infrastructure before the run counts as failed."""
@@ -197,16 +200,33 @@ def split_generator_version(tasks: Sequence[Task]) -> str:
     return versions.pop() if versions else GENERATOR_VERSION
 
 
+class MissingEpisodesError(ValueError):
+    """A run directory keeps its aggregate only (committed runs other than the headline's): its episodes are in
+    git history, at the commit docs/experiments.md names."""
+
+
+def _episode_rows(run_dir: Path) -> list[dict]:
+    """A finished run's episodes as stored: in ``results.json`` (runs written before episodes were compressed),
+    else in ``episodes.jsonl.gz``."""
+    data = json.loads((run_dir / "results.json").read_text())
+    if "episodes" in data:
+        return data["episodes"]
+    packed = run_dir / EPISODES_FILE
+    if not packed.is_file():
+        raise MissingEpisodesError(f"{run_dir} keeps only its aggregate: neither results.json nor {EPISODES_FILE} "
+                                   "holds its episodes (docs/experiments.md names the commit that has them)")
+    with gzip.open(packed, "rt") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
 def load_episodes(run_dir: Path) -> list[EpisodeResult]:
     """A finished run's episodes, in the split's order."""
-    data = json.loads((run_dir / "results.json").read_text())
-    return [EpisodeResult.model_validate(row) for row in data["episodes"]]
+    return [EpisodeResult.model_validate(row) for row in _episode_rows(run_dir)]
 
 
 def load_episode_scores(run_dir: Path, term: str = "total") -> dict[str, float]:
     """Each task's reward ``term`` in the run (``total`` is the score, ``quality`` the accuracy), by task id."""
-    data = json.loads((run_dir / "results.json").read_text())
-    return {e["task_id"]: e["reward"][term] for e in data["episodes"]}
+    return {e["task_id"]: e["reward"][term] for e in _episode_rows(run_dir)}
 
 
 # settings that runs began to record later: an older run without them is compared on the rest
