@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean data bench
+.PHONY: demo test test-fast install clean data bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# Lint and every test not marked slow (no training, subprocess servers or Ray): a few minutes on a 2-core CPU.
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks && $(BIN)/python -m pytest -m "not slow"
 
 # The headline benchmark (hours on a 2-core CPU; resumable: finished stages are skipped).
 bench: $(STAMP)

@@ -90,6 +90,7 @@ def test_unknown_skill_and_unknown_ids():
 
 
 @pytest.mark.parametrize("split", ["test", "ood"])
+@pytest.mark.slow
 def test_reference_plans_replayed_on_the_agents_give_the_answers(split):
     from netgpt.tasks import score_answer
 

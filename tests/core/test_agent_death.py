@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from netgpt.core.episode import EpisodeConfig, run_episodes
 from netgpt.core.policies import OraclePolicy
@@ -54,6 +55,7 @@ class KillAfterFirstReply(OraclePolicy):
         super().observe(index, reply_text)
 
 
+@pytest.mark.slow
 def test_agent_server_dies_mid_episode():
     url, proc = _serve()
     try:

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from netgpt.cli import app
@@ -9,6 +10,7 @@ from netgpt.cli import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_eval_writes_a_run_and_compare_reads_it(tmp_path):
     runs = []
     for policy in ("oracle", "always"):

@@ -42,6 +42,7 @@ def _assert_matches_teacher_forcing(model, trajectory, temperature=1.0):
             assert trajectory.logprobs[k] == 0.0 and trajectory.entropies[k] == 0.0
 
 
+@pytest.mark.slow
 def test_trajectory_ids_mask_and_logprobs_are_exact(model, tokenizer, registry):
     policy = LLMPolicy(model, tokenizer, max_new_tokens=12, batch_size=4, temperature=1.0)
     torch.manual_seed(0)
@@ -100,6 +101,7 @@ def _reply(i):
     return f'<reply agent="phy" skill="mcs">{{"qm": {2 * i + 2}, "code_rate_x1024": 378}}</reply>'
 
 
+@pytest.mark.slow
 def test_resumed_prefix_continues_like_the_original(model, tokenizer):
     messages = _messages(tokenizer)
     original = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3)
@@ -129,6 +131,7 @@ def test_resumed_prefix_continues_like_the_original(model, tokenizer):
         resumed.begin(SYSTEM, TASKS[:3], messages, resume=[forks[1], None, None])
 
 
+@pytest.mark.slow
 def test_sampling_is_reproducible_and_tempered(model, tokenizer):
     def sample(seed):
         policy = LLMPolicy(model, tokenizer, max_new_tokens=10, batch_size=3, temperature=0.7)

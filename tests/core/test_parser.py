@@ -61,6 +61,7 @@ _fragments = st.sampled_from(['<call agent="phy" skill="mcs">', "</call>", "<ans
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=200), st.lists(st.one_of(_fragments, st.text(max_size=8)), max_size=12).map("".join)),
        st.booleans())
+@pytest.mark.slow
 def test_fuzz_parser_never_raises(text, truncated):
     turn = parse_turn(text, CARDS, truncated)
     assert (turn.action is None) == any(i.kind != IssueKind.EXTRA_ACTIONS for i in turn.issues) or turn.action

@@ -44,6 +44,7 @@ def test_masked_nll_ignores_prompt_and_agent_tokens(tokenizer, registry):
     assert seen == [int(batch["loss_mask"].sum())]
 
 
+@pytest.mark.slow
 def test_bf16_falls_back_to_float32_where_it_is_emulated(tokenizer, registry, tmp_path, monkeypatch):
     """On a CPU without native bf16 the run trains in float32, says so, and records what it really used."""
     monkeypatch.setattr("netgpt.sft.fast_bf16", lambda device: False)
@@ -67,6 +68,7 @@ def _train_tiny(config: SFTConfig, tokenizer, registry):
     return before, after, metrics, model
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
     config = SFTConfig(epochs=12, batch_size=8, learning_rate=3e-3, lr_scheduler_type="constant", train="full",
                        out=tmp_path / "sft")
@@ -76,6 +78,7 @@ def test_a_few_steps_lower_the_loss(tokenizer, registry, tmp_path):
     assert (tmp_path / "sft" / "metrics.jsonl").read_text().count("\n") == 12
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_trains_with_a_linear_schedule(tokenizer, registry, tmp_path, monkeypatch):
     """bf16 autocast (the CPU config's setting) still lowers the loss; the learning rate warms up, then decays to 0
     on the last step; the saved weights stay float32."""
@@ -132,6 +135,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(tokenizer, registry, tmp_path):
     """Checkpoint every 2 steps, kill after step 4, resume: the same metrics and bit-for-bit the same weights as a
     run never killed; a finished run leaves no checkpoints; resuming with another config is refused."""
@@ -247,6 +251,7 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
     assert readers and all(e.text.startswith("<") for r in ignoring for e in r.events)
 
 
+@pytest.mark.slow
 def test_every_stated_teacher_turn_fits_the_tokens_the_core_may_write(registry):
     """A stated turn longer than the recipe's ``max_new_tokens`` would be cut before its tag at eval and in RL rollouts:
     the SFT core would learn a turn it can never finish. Checked with the real tokenizer on every family."""

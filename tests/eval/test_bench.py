@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from netgpt.eval.bench import BenchConfig, plan, run_stages, summarise
@@ -50,6 +51,7 @@ def test_plan_puts_the_headline_comparison_before_secondary_stages(tmp_path):
     assert generalisation < min(names.index(n) for n in ("sft sft_teacher", "eval prompt on ood", "eval never on ood"))
 
 
+@pytest.mark.slow
 def test_scripted_stages_run_resume_and_summarise(tmp_path):
     cfg = _config(tmp_path)
     stages = [s for s in plan(cfg) if s.name.startswith("eval") and s.name.split()[1] in cfg.heuristics]
@@ -100,6 +102,7 @@ def test_targets_still_to_measure_are_listed_as_pending(tmp_path):
     assert _targets({"oracle": {"score": 0.9}}, {}) == {}  # no RL run: nothing is claimed
 
 
+@pytest.mark.slow
 def test_the_first_tasks_of_a_finished_run_equal_a_limited_run(tmp_path):
     """What summarise reports for a run on more tasks than the others is what a run on fewer would have given."""
     from netgpt.eval.bench import _first_tasks
@@ -133,6 +136,7 @@ def test_a_training_run_whose_readers_are_done_is_not_retrained(tmp_path):
                                      "rl seed 0"}
 
 
+@pytest.mark.slow
 def test_evaluations_on_fewer_tasks_are_extended_and_the_summary_compares_the_same_tasks(tmp_path):
     def heuristic_stages(cfg):
         stages = [s for s in plan(cfg) if s.name.startswith("eval") and s.name.split()[1] in cfg.heuristics]
@@ -174,6 +178,7 @@ def test_a_finished_training_run_keeps_its_files_under_results(tmp_path):
     assert summarise(cfg, out=tmp_path / "out")["training"]["sft_teacher"]["wall_s"] == 2.5
 
 
+@pytest.mark.slow
 def test_the_prompt_baseline_can_be_limited_to_fewer_tasks_without_shrinking_the_others(tmp_path):
     cfg = _config(tmp_path, prompt_baseline=True, prompt_limit=12)
     stages = {s.name: s for s in plan(cfg)}

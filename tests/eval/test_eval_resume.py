@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses or Ray workers: `make test-fast` leaves it out
+
 EVAL = [sys.executable, "-m", "netgpt.cli", "eval", "--policy", "always", "--split", "dev"]
 
 

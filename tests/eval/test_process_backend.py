@@ -17,6 +17,8 @@ from netgpt.eval.harness import SPLITS_DIR, evaluate
 from netgpt.protocol.config import builtin_faults
 from netgpt.tasks import load_tasks
 
+pytestmark = pytest.mark.slow  # subprocesses or Ray workers: `make test-fast` leaves it out
+
 FAULTS = builtin_faults().model_copy(update={"seed": 3})
 EPISODE = EpisodeConfig(max_turns=3)
 

@@ -18,6 +18,8 @@ from netgpt.eval.harness import SPLITS_DIR, evaluate  # noqa: E402
 from netgpt.protocol.config import builtin_faults  # noqa: E402
 from netgpt.tasks import load_tasks  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses or Ray workers: `make test-fast` leaves it out
+
 FAULTS = builtin_faults().model_copy(update={"seed": 3})
 EPISODE = EpisodeConfig(max_turns=3)
 

@@ -103,6 +103,7 @@ def _probe_config(tmp_path: Path) -> tuple[Path, Path]:
     return config, pidfile
 
 
+@pytest.mark.slow
 def test_stdio_server_as_an_agent_survives_the_process_dying(tmp_path: Path, state: World) -> None:
     config, pidfile = _probe_config(tmp_path)
     world_file = tmp_path / "world.json"

@@ -47,6 +47,7 @@ def test_bad_weights_are_refused():
         average_state_dicts([sd, sd], weights=[1, -1])
 
 
+@pytest.mark.slow
 def test_cli_writes_the_mean_model_and_its_provenance(tokenizer, tmp_path):
     paths = []
     for seed in (0, 1, 2):
@@ -63,6 +64,7 @@ def test_cli_writes_the_mean_model_and_its_provenance(tokenizer, tmp_path):
     assert "torch" in record["environment"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_another_architecture_and_non_models(tokenizer, tmp_path):
     save_model(tiny_model(tokenizer, layers=2), tokenizer, tmp_path / "two")
     save_model(tiny_model(tokenizer, layers=3), tokenizer, tmp_path / "three")

@@ -64,6 +64,7 @@ def test_an_oracle_misses_nothing(screened, tmp_path):
     assert missed_tasks(run) == []
 
 
+@pytest.mark.slow
 def test_missed_tasks_of_an_evaluation_split_are_refused(tmp_path):
     run = tmp_path / "dev"
     _ok(runner.invoke(app, ["eval", "--policy", "never", "--split", "dev", "--limit", "3", "--out", str(run)]))

@@ -48,6 +48,7 @@ def _config(tmp_path, **kw) -> RLConfig:
     return RLConfig.model_validate(base)
 
 
+@pytest.mark.slow
 def test_a_few_steps_move_a_learnable_reward(tokenizer, registry, tmp_path):
     config = _config(tmp_path, steps=6, export_model=True, save_steps=3, learning_rate=2e-2)
     trainer = RLTrainer(config, _peaked_tiny_model(tokenizer), tokenizer, registry, reward_fn=odd_token_share)
@@ -77,6 +78,7 @@ def _trainable(trainer):
     return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_next_step_bit_for_bit(tokenizer, registry, tmp_path):
     torch.manual_seed(0)
     config = _config(tmp_path / "a", branching={"enabled": True, "threshold": -100.0})
@@ -97,6 +99,7 @@ def test_resume_reproduces_the_next_step_bit_for_bit(tokenizer, registry, tmp_pa
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_recipe_and_a_fresh_run_clears_the_old_one(tokenizer, registry, tmp_path):
     config = _config(tmp_path, steps=1)
     RLTrainer(config, tiny_model(tokenizer, seed=1), tokenizer, registry, reward_fn=odd_token_share).train()
@@ -118,6 +121,7 @@ def test_resume_refuses_another_recipe_and_a_fresh_run_clears_the_old_one(tokeni
     assert steps == [0, 1]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_start_model_retrained_in_place(tokenizer, registry, tmp_path):
     """Checkpoints hold only the trained parameters (here the top layer): resuming after another model was saved where
     the run's start was would join them to that model's frozen layers, so it is refused until the start is back."""
@@ -138,6 +142,7 @@ def test_resume_refuses_a_start_model_retrained_in_place(tokenizer, registry, tm
     assert restored.resume() and restored.step == 1
 
 
+@pytest.mark.slow
 def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tmp_path):
     model_dir = tmp_path / "tiny"
     save_model(tiny_model(tokenizer, seed=4), tokenizer, model_dir)
@@ -165,6 +170,7 @@ def test_train_cli_killed_mid_run_resumes_from_its_last_checkpoint(tokenizer, tm
     assert (out / "training_curves.png").exists() and (out / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_the_sft_anchor_trains_when_no_group_has_a_signal(tokenizer, registry, tmp_path):
     """A constant reward gives every group zero advantage: without the anchor nothing moves; with ``sft_coef`` the
     oracle traces' masked NLL is still trained (and logged) on every step."""
@@ -284,6 +290,7 @@ def test_dynamic_sampling_on_quality_ignores_groups_that_differ_only_in_reward(t
 
 @pytest.mark.parametrize("settings", [{}, {"dynamic_sampling": {"enabled": True, "metric": "reward", "max_draws": 1}},
                                       {"sft_coef": 0.1, "sft_n_tasks": 8, "sft_batch_size": 2}])
+@pytest.mark.slow
 def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, tmp_path, settings):
     """Two learner processes; only rank 0's rollouts carry a reward spread. Rank 1 has no group to train (and, but
     for the anchor case, nothing else), yet it must take part in the gradient all-reduce (else rank 0 waits in it
@@ -309,6 +316,7 @@ def test_a_rank_with_nothing_to_train_still_joins_the_others_update(tokenizer, t
             assert ranks[0]["update"][part] == ranks[1]["update"][part] > 0
 
 
+@pytest.mark.slow
 def test_gradients_are_averaged_over_processes_and_absent_ones_stay_absent(tmp_path):
     """A rank without a gradient counts as zeros (1/N of the average, as under DDP); a parameter that no rank has a
     gradient for keeps None, so AdamW does not decay it."""
@@ -398,6 +406,7 @@ def _two_learners(tmp_path, *args) -> list[dict]:
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_a_data_parallel_run_starts_alike_checkpoints_once_and_resumes(tmp_path):
     """Two processes that build different random models train from the main process's weights, write one
     metrics row and one set of rollouts per step (both processes' episodes), and a resumed trainer continues from the
@@ -416,10 +425,12 @@ def test_a_data_parallel_run_starts_alike_checkpoints_once_and_resumes(tmp_path)
 
 @pytest.mark.parametrize(("what", "message"), [("sft", "netgpt sft trains in one process"),
                                                ("ray", "Ray rollouts run from a single learner process")])
+@pytest.mark.slow
 def test_trainers_that_run_in_one_process_refuse_several(tmp_path, what, message):
     assert all(message in (rank["error"] or "") for rank in _two_learners(tmp_path, what))
 
 
+@pytest.mark.slow
 def test_forks_of_a_later_draw_point_at_their_own_parents(tokenizer, registry, tmp_path):
     """Dynamic sampling with branching: a fork's ``parent`` is an index into the whole step's rollouts, so forks of
     the second draw must point past the first draw's episodes, at an episode of their own group that they continue.

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import openai
+import pytest
 from serve_testkit import MODEL, TBS_QUESTION, TOKEN, free_port, serving
 
 from netgpt.core.episode import EpisodeConfig
@@ -47,6 +48,7 @@ class KillAfterFirstReply(OraclePolicy):
         super().observe(index, reply_text)
 
 
+@pytest.mark.slow
 def test_agent_server_dies_mid_request() -> None:
     url, proc = _agent_server()
     # refused connections are charged like calls; a roomy latency budget lets the oracle's retries play out

@@ -16,6 +16,8 @@ from serve_testkit import TBS_ANSWER, TBS_QUESTION, TOKEN, dev_tasks, free_port
 
 from netgpt.tasks import score_answer
 
+pytestmark = pytest.mark.slow  # subprocesses or Ray workers: `make test-fast` leaves it out
+
 FAMILIES = ("tbs", "pathloss", "peak_rate", "spec_fact", "path_latency", "slice_allocation", "kpi_anomaly",
             "observation_lookup", "agent_recovery", "sla_check")  # exact answers (no noisy estimator, no forecast)
 

@@ -46,6 +46,7 @@ def test_committed_splits_are_reproducible_from_the_generator():
 
 
 @pytest.mark.parametrize("split", ["dev", "test", "ood"])
+@pytest.mark.slow
 def test_check_recomputes_every_answer(split):
     report = check_file(BENCH / f"{split}.jsonl")
     assert report.ok, [str(e) for e in report.errors[:5]]
@@ -119,6 +120,7 @@ def test_cli_sample_and_stats(tmp_path):
     assert stats.exit_code == 0 and "link_budget" in stats.output
 
 
+@pytest.mark.slow
 def test_netgpt_entry_point_runs():
     exe = Path(sys.executable).parent / "netgpt"
     out = subprocess.run([str(exe), "tasks", "--help"], capture_output=True, text=True, timeout=60)

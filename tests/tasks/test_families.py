@@ -24,6 +24,7 @@ from netgpt.tasks.schema import Task
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 @pytest.mark.parametrize("split", ["train", "ood"])
+@pytest.mark.slow
 def test_family_tasks_verify(name, split):
     for index in range(3):
         task = make_task(family(name), split, 5, index)
@@ -45,6 +46,7 @@ def test_at_least_eight_families_with_three_templates_per_variant_and_disjoint_o
             assert names, template
 
 
+@pytest.mark.slow
 def test_decisions_covered():
     tasks = [make_task(family(name), "train", 1, i) for name in FAMILIES for i in range(4)]
     plans = {t.family: [(c.agent, c.skill) for c in t.reference_plan] for t in tasks}

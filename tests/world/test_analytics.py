@@ -139,6 +139,7 @@ def test_forecast_recovers_a_clean_weekly_pattern():
 
 
 
+@pytest.mark.slow
 def test_the_fast_forecast_fit_is_statsmodels_default_fit_bit_for_bit():
     # The committed splits' load_forecast answers come from statsmodels' default fit: the exact gradient must leave
     # every forecast where it was (also the guard against a scipy or statsmodels upgrade changing either side).
