@@ -4,7 +4,7 @@ For each policy and backend this runs the real command, ``netgpt eval --policy P
 --workers N]``, as a subprocess, ``--repeats`` times, back to back. It records three times: the episodes (``wall_s``
 in run.json, from the first episode to the last), the start-up before them (``startup_s``: tasks, registry, policy,
 and for processes the workers), and the whole command (Python start, plots and files included). It checks that every
-backend writes the same ``results.json`` as the local run.
+backend writes the same ``results.json`` and episodes as the local run.
 
     .venv/bin/python benchmarks/bench_scripted.py --out results/bench_scripted
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from netgpt.eval.harness import environment_info
+from netgpt.eval.harness import environment_info, load_episodes
 
 TARGET_S = 10.0
 NETGPT = str(Path(sys.executable).with_name("netgpt"))
@@ -59,10 +59,10 @@ def main(out: Path = typer.Option(Path("results/bench_scripted")),
                     run_dir = Path(scratch) / f"{policy}-{backend}-{repeat}"
                     runs.append({"policy": policy, "backend": backend, "workers": n, "repeat": repeat,
                                  **run_eval(policy, backend, n, run_dir)})
-                    results[backend] = json.loads((run_dir / "results.json").read_text())
+                    results[backend] = (json.loads((run_dir / "results.json").read_text()), load_episodes(run_dir))
                     progress.advance(bar)
                 if any(r != results["local"] for r in results.values()):
-                    raise SystemExit(f"{policy}: a backend's results.json differs from the local run's")
+                    raise SystemExit(f"{policy}: a backend's results.json or episodes differ from the local run's")
     rows = []
     for policy in policies:
         for backend, n in backends:

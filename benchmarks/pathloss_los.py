@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from netgpt.eval.harness import split_file
+from netgpt.eval.harness import load_episodes, split_file
 from netgpt.tasks.io import load_tasks
 
 LINE = re.compile(r"(N?LOS) asked: los is (true|false)\.")
@@ -47,12 +47,12 @@ def _right(rows: list[tuple[str, bool | None, str]], word: str) -> str:
     return f"{sum(called)}/{len(called)}"
 
 
-def main(runs: list[Path] = typer.Argument(..., help="evaluation run directories (results.json, run.json)")) -> None:
+def main(runs: list[Path] = typer.Argument(..., help="evaluation run directories (netgpt eval --out)")) -> None:
     table = Table("run", "pathloss", "LOS: los right", "NLOS: los right", "no call", "line copied", "line miscopied")
     for run in runs:
         split = json.loads((run / "run.json").read_text())["split"]
         questions = {t.id: t.question for t in load_tasks(split_file(split)) if t.family == "pathloss"}
-        episodes = [e for e in json.loads((run / "results.json").read_text())["episodes"] if e["family"] == "pathloss"]
+        episodes = [e.model_dump() for e in load_episodes(run) if e.family == "pathloss"]
         rows = [audit(e, questions[e["task_id"]]) for e in episodes]
         table.add_row(str(run), str(len(rows)), _right(rows, "LOS"), _right(rows, "NLOS"),
                       str(sum(m is None for _, m, _ in rows)),

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netgpt.cli import app
+from netgpt.eval.harness import load_episodes
 
 runner = CliRunner()
 
@@ -20,7 +21,7 @@ def test_eval_writes_a_run_and_compare_reads_it(tmp_path):
         assert result.exit_code == 0, result.output
         body = json.loads((out / "results.json").read_text())
         agg = body["aggregate"]
-        assert agg["n"] == 24 and len(body["episodes"]) == 24
+        assert agg["n"] == 24 and len(load_episodes(out)) == 24
         assert {"score", "accuracy", "calls_per_task", "invalid_call_rate", "per_family", "latency_ms", "bytes",
                 "tokens"} <= set(agg)
         run = json.loads((out / "run.json").read_text())

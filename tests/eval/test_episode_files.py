@@ -21,6 +21,7 @@ from netgpt.eval.harness import (
     load_aggregate,
     load_episode_scores,
     load_episodes,
+    write_run,
 )
 from netgpt.tasks import load_tasks
 
@@ -80,3 +81,13 @@ def test_the_committed_benchmark_summary_is_rebuilt_byte_for_byte(tmp_path, monk
     summarise(BenchConfig.load(ROOT / "configs" / "bench-cpu.yaml"), out=tmp_path)
     for name in ("benchmark.json", "benchmark.md"):
         assert (tmp_path / name).read_text() == (ROOT / "results" / name).read_text(), name
+
+
+def test_a_new_run_writes_its_aggregate_and_its_episodes_compressed_and_reads_them_back(tmp_path, registry):
+    results, agg = _episodes(OraclePolicy(), registry)
+    write_run(tmp_path / "run", results, agg, {"split": "dev"})
+    write_run(tmp_path / "again", results, agg, {"split": "dev"})
+    assert json.loads((tmp_path / "run" / "results.json").read_text()) == {"aggregate": agg.model_dump()}
+    assert _dump(load_episodes(tmp_path / "run")) == _dump(results)
+    # no timestamp in the gzip header: the same episodes give the same bytes
+    assert (tmp_path / "run" / EPISODES_FILE).read_bytes() == (tmp_path / "again" / EPISODES_FILE).read_bytes()

@@ -1,6 +1,7 @@
 """``netgpt eval --resume``: a killed evaluation keeps its finished episodes, a finished one grows to more tasks, and
 a run with other settings is refused rather than mixed in."""
 
+import gzip
 import json
 import signal
 import subprocess
@@ -15,7 +16,8 @@ EVAL = [sys.executable, "-m", "netgpt.cli", "eval", "--policy", "always", "--spl
 
 
 def _episodes(run):
-    return json.loads((run / "results.json").read_text())["episodes"]
+    with gzip.open(run / "episodes.jsonl.gz", "rt") as lines:
+        return [json.loads(line) for line in lines]
 
 
 def _eval(*args):

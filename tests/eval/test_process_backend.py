@@ -13,7 +13,7 @@ from netgpt.cli import app
 from netgpt.core.episode import EpisodeConfig
 from netgpt.distributed.processes import ProcessRolloutPool, WorkerDied
 from netgpt.distributed.worker import PolicySpec, RolloutWorker, WorkerSpec
-from netgpt.eval.harness import SPLITS_DIR, evaluate
+from netgpt.eval.harness import SPLITS_DIR, evaluate, load_episodes
 from netgpt.protocol.config import builtin_faults
 from netgpt.tasks import load_tasks
 
@@ -96,7 +96,8 @@ def test_eval_cli_processes_backend_matches_local(tmp_path):
         out = runner.invoke(app, ["eval", "--policy", "random", "--limit", "12", "--seed", "5", "--backend", backend,
                                   "--workers", "2", "--out", str(tmp_path / backend)])
         assert out.exit_code == 0, out.output
-    local, processes = (json.loads((tmp_path / b / "results.json").read_text()) for b in ("local", "processes"))
+    local, processes = ((json.loads((tmp_path / b / "results.json").read_text()), load_episodes(tmp_path / b))
+                        for b in ("local", "processes"))
     assert processes == local
     run = json.loads((tmp_path / "processes" / "run.json").read_text())
     assert (run["backend"], run["workers"]) == ("processes", 2)

@@ -14,7 +14,7 @@ from netgpt.cli import app  # noqa: E402
 from netgpt.core.episode import EpisodeConfig  # noqa: E402
 from netgpt.distributed.ray_backend import RayRolloutPool, init_ray  # noqa: E402
 from netgpt.distributed.worker import PolicySpec, RolloutWorker, WorkerSpec  # noqa: E402
-from netgpt.eval.harness import SPLITS_DIR, evaluate  # noqa: E402
+from netgpt.eval.harness import SPLITS_DIR, evaluate, load_episodes  # noqa: E402
 from netgpt.protocol.config import builtin_faults  # noqa: E402
 from netgpt.tasks import load_tasks  # noqa: E402
 
@@ -111,7 +111,8 @@ def test_eval_cli_ray_backend_matches_local(ray_session, tmp_path):
         out = runner.invoke(app, ["eval", "--policy", "random", "--limit", "12", "--seed", "5", "--backend", backend,
                                   "--workers", "2", "--out", str(tmp_path / backend)])
         assert out.exit_code == 0, out.output
-    local, ray = (json.loads((tmp_path / b / "results.json").read_text()) for b in ("local", "ray"))
+    local, ray = ((json.loads((tmp_path / b / "results.json").read_text()), load_episodes(tmp_path / b))
+                  for b in ("local", "ray"))
     assert ray == local
     assert json.loads((tmp_path / "ray" / "run.json").read_text())["backend"] == "ray"
 

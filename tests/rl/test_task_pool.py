@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from netgpt.cli import app
 from netgpt.core.model import tiny_model
+from netgpt.eval.harness import load_episodes
 from netgpt.rl.config import RLConfig
 from netgpt.rl.task_pool import TaskPoolError, load_pool, missed_tasks, pool_batch
 from netgpt.rl.trainer import RLTrainer
@@ -48,7 +49,7 @@ def test_sample_start_prints_the_training_stream_from_that_position(screened):
 
 def test_missed_keeps_exactly_the_tasks_answered_wrong(screened, tmp_path):
     tasks, run = screened
-    quality = {e["task_id"]: e["reward"]["quality"] for e in json.loads((run / "results.json").read_text())["episodes"]}
+    quality = {e.task_id: e.reward.quality for e in load_episodes(run)}
     out = tmp_path / "missed.jsonl"
     result = _ok(runner.invoke(app, ["tasks", "missed", str(run), "--out", str(out)]))
     missed = load_tasks(out)

@@ -1,9 +1,9 @@
 """Evaluation harness: run a policy over a split, aggregate, and write a reproducible run directory.
 
-A run directory holds ``results.json`` (every episode with its events and reward terms, plus ``aggregate``),
-``results.md`` (tables), PNG plots and ``run.json`` (the resolved configuration, seed and package versions). While
-a run is under way, ``episodes.jsonl`` logs each finished episode, so that a killed run can be continued
-(:func:`finished_episodes`), and so can a finished one on more tasks of its split.
+A run directory holds ``results.json`` (the ``aggregate``), ``episodes.jsonl.gz`` (every episode with its events and
+reward terms), ``results.md`` (tables), PNG plots and ``run.json`` (the resolved configuration, seed and package
+versions). While a run is under way, ``episodes.jsonl`` logs each finished episode, so that a killed run can be
+continued (:func:`finished_episodes`), and so can a finished one on more tasks of its split.
 
 An episode whose agent transport failed (``finish_reason == "infra_error"``) measures the infrastructure, not the
 core: :func:`aggregate` leaves it out of every figure and counts it in ``infra_errors``, :func:`finished_episodes`
@@ -179,11 +179,19 @@ def write_run(out: Path, results: Sequence[EpisodeResult], agg: Aggregate, run_i
     from netgpt.eval.report import write_markdown, write_plots
 
     out.mkdir(parents=True, exist_ok=True)
-    body = {"aggregate": agg.model_dump(), "episodes": [r.model_dump(exclude={"trajectory"}) for r in results]}
-    (out / "results.json").write_text(json.dumps(body) + "\n")
+    _write_episodes(out / EPISODES_FILE, results)
+    (out / "results.json").write_text(json.dumps({"aggregate": agg.model_dump()}, indent=2) + "\n")
     (out / "run.json").write_text(json.dumps({**run_info, "environment": environment_info()}, indent=2) + "\n")
     write_markdown(out / "results.md", [agg], title=f"{agg.policy} on {run_info.get('split')}")
     write_plots(out, results, agg)
+
+
+def _write_episodes(path: Path, results: Sequence[EpisodeResult]) -> None:
+    """One JSON line per episode, compressed: episodes are 99.8 % of a run's bytes. No timestamp in the gzip header,
+    so the same episodes give the same file."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+        for result in results:
+            packed.write((_episode_line(result) + "\n").encode())
 
 
 def load_aggregate(run_dir: Path) -> Aggregate:
