@@ -63,6 +63,7 @@ def run_eval(port: int, tasks, on_result=lambda r: None):
         return evaluate(tasks, policy, registry, CONFIG, count_tokens, on_result)
 
 
+@pytest.mark.slow
 def test_a_killed_agent_server_is_infra_error_and_resume_repairs_the_run(tmp_path):
     port = free_port()
     server = start_agent_server(port)

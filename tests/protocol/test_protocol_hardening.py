@@ -127,6 +127,7 @@ def _connect(url: str) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=5)
 
 
+@pytest.mark.slow
 def test_silent_and_slowloris_connections_are_closed(fast_timeouts: str) -> None:
     with _connect(fast_timeouts) as silent:
         elapsed, sent = _closed_within(silent, 10)

@@ -62,6 +62,7 @@ def test_a_gateway_error_is_a_transport_error() -> None:
         assert relayed.error.code == ErrorCode.UNAVAILABLE and "502" in relayed.error.message and relayed.cost == 0
 
 
+@pytest.mark.slow
 def test_a_dead_mcp_server_is_a_transport_error(tmp_path: Path) -> None:
     pidfile = tmp_path / "server.pid"
     config = tmp_path / "agents.yaml"

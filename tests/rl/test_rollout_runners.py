@@ -30,6 +30,7 @@ def test_rollout_workers_need_the_start_as_a_local_directory(registry, tmp_path)
     assert spec.policy.batch_size == 3 * 3 and spec.policy.train == "lora"  # ceil(5 / 2) whole groups per batch
 
 
+@pytest.mark.slow
 def test_rl_rollouts_on_worker_processes_equal_local_ones(tmp_path):
     """`rollout: {backend: processes}`: two steps (rollouts, update, weights pushed, rollouts again) and forks give
     the episodes a local trainer samples, and the learner ends with the same parameters."""
