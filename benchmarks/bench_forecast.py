@@ -73,9 +73,9 @@ def main(out: Path = typer.Option(Path("results/bench_forecast")),
     with Progress() as progress:
         bar = progress.add_task("Holt-Winters fits", total=len(tasks) * len(methods))
         for task in tasks:
-            history = np.asarray(task.state.cell_series(task.params["cell_id"]).load_pct, dtype=float)
+            history = np.asarray(task.state.cell_series(task.params.cell_id).load_pct, dtype=float)
             for name, method in methods.items():
-                value, took = method(history, task.params["horizon_h"])
+                value, took = method(history, task.params.horizon_h)
                 values[name].append(value)
                 seconds[name].append(took)
                 progress.advance(bar)

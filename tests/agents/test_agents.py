@@ -106,13 +106,13 @@ def test_reference_plans_replayed_on_the_agents_give_the_answers(split):
             assert results[0]["code_rate_x1024"] == task.reference_plan[1].args["code_rate_x1024"]
         if task.family == "sla_check":
             assert round(results[0]["sinr_db"], 2) == task.reference_plan[1].args["sinr_db"]
-            assert results[1]["meets_target"] == (results[1]["rate_mbps"] >= task.params["target_mbps"])
+            assert results[1]["meets_target"] == (results[1]["rate_mbps"] >= task.params.target_mbps)
 
 
 def test_channel_lite_is_coarse_but_close():
     tasks = [t for t in load_tasks(BENCH / "dev.jsonl") if t.family == "link_budget"]
     for task in tasks:
-        ue = task.params["ue_id"]
+        ue = task.params.ue_id
         exact = AGENTS["channel"].handle("sinr", {"ue_id": ue}, task.state)["sinr_db"]
         coarse = AGENTS["channel_lite"].handle("sinr", {"ue_id": ue}, task.state)["sinr_db"]
         assert coarse == round(coarse) and abs(coarse - exact) <= 0.5
@@ -127,7 +127,7 @@ def test_ran_sleep_decision_and_traffic_threshold():
     assert sum(decision["awake_load_pct"].values()) == pytest.approx(sum(forecasts))  # load moves, never vanishes
     assert max(decision["awake_load_pct"].values()) <= 100.0
     assert AGENTS["ran"].handle("sleep_decision", {"sleep_below_pct": 0.001}, task.state)["sleep"] == []
-    cell = task.params["cell_id"]
+    cell = task.params.cell_id
     never = AGENTS["traffic"].handle("time_to_threshold", {"cell_id": cell, "threshold_pct": 100}, task.state)
     assert never["hours"] is None
 
@@ -149,8 +149,8 @@ def test_every_agent_class_is_buildable_by_name():
 def test_traffic_lite_is_cheap_and_close_to_the_seasonal_pattern():
     assert AGENTS["traffic_lite"].card.cost.latency.median_ms < AGENTS["traffic"].card.cost.latency.median_ms
     task = next(t for t in load_tasks(BENCH / "dev.jsonl") if t.family == "load_forecast")
-    history = task.state.cell_series(task.params["cell_id"]).load_pct
-    lite = AGENTS["traffic_lite"].handle("forecast", {"cell_id": task.params["cell_id"], "horizon_h": 1}, task.state)
+    history = task.state.cell_series(task.params.cell_id).load_pct
+    lite = AGENTS["traffic_lite"].handle("forecast", {"cell_id": task.params.cell_id, "horizon_h": 1}, task.state)
     # horizon 1 = the next hour: the same hour one and two weeks before it is history[-168] and history[-336]
     assert lite["mean_pct"] == pytest.approx((history[-168] + history[-336]) / 2)
     assert lite["low_pct"] <= lite["mean_pct"] <= lite["high_pct"]

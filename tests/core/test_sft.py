@@ -209,7 +209,7 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 assert {k: event.args[k] for k in ("fr", "scs_khz", "bandwidth_mhz")} == {
                     k: p[k] for k in ("fr", "scs_khz", "bandwidth_mhz")} and event.args["direction"] == p["variant"]
             elif task.family == "observation_lookup" and event.kind == "answer" and len(result.events) == 1:
-                cell, metric = task.params["cell_id"], task.params["metric"]
+                cell, metric = task.params.cell_id, task.params.metric
                 report = next(r for r in task.observation.reports if r.kind == "kpi" and r.subject == cell)
                 copied, _, picked = thought.partition(": ")
                 assert copied.startswith('{"kind":"kpi","subject":"' + cell + '"') and copied in task_message(task)

@@ -152,7 +152,7 @@ def test_the_fast_forecast_fit_is_statsmodels_default_fit_bit_for_bit():
 
     tasks = [t for t in load_tasks(split_file("dev")) if t.family == "load_forecast"][:2]
     for task in tasks:
-        history = tuple(task.state.cell_series(task.params["cell_id"]).load_pct)
+        history = tuple(task.state.cell_series(task.params.cell_id).load_pct)
         path, resid_std = analytics._load_forecast_path.__wrapped__(history)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
