@@ -6,6 +6,7 @@ import pytest
 
 from netgpt.core.episode import EpisodeConfig
 from netgpt.core.factory import PolicySpec, UnknownPolicyError, build_policy, check_policy_name, checkpoint_name
+from netgpt.core.model import model_sha256, save_model, tiny_model
 from netgpt.core.policies import OraclePolicy, RandomPolicy
 from netgpt.eval.run import EvalListener, EvalRun, EvalSetupError
 
@@ -69,3 +70,16 @@ def test_setup_errors_name_the_option_at_fault(tmp_path):
     with pytest.raises(EvalSetupError, match="other settings") as refused:
         other.run()
     assert refused.value.option == "--resume"
+
+
+def test_an_llm_run_records_which_weights_it_ran(tokenizer, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    save_model(tiny_model(tokenizer, seed=1), tokenizer, ckpt)
+    run = EvalRun(policy=PolicySpec(name=str(ckpt), max_new_tokens=8), limit=2, out=tmp_path / "run",
+                  episode=EpisodeConfig(max_turns=1), batch_size=2)
+    assert run.policy.batch_size == 2
+    outcome = run.run()
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    at = SCRIPTED_KEYS.index("max_new_tokens") + 1
+    assert list(record) == SCRIPTED_KEYS[:at] + ["model_sha256"] + SCRIPTED_KEYS[at:]
+    assert record["model_sha256"] == model_sha256(str(ckpt)) and outcome.aggregate.policy == "ckpt"

@@ -151,7 +151,7 @@ class EvalRun(BaseModel):
     all the run's episodes once its directory is written: one that raises fails the run, whose results stay. The
     default refuses a run with too many ``infra_error`` episodes (``InfraErrorThresholdExceeded``)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid")
     policy: PolicySpec
     split: str = "dev"
     limit: int | None = Field(None, ge=1)
@@ -232,7 +232,7 @@ class EvalRun(BaseModel):
             agg = aggregate(agg.policy, results)
             parts.append({"command": self.command, "episodes": len(new), "wall_s": wall})
         record = RunRecord(
-            command=self.command, **settings, **generation, n_tasks=len(tasks), backend=self.backend,
+            command=self.command, **{**settings, **generation}, n_tasks=len(tasks), backend=self.backend,
             workers=1 if self.backend is Backend.LOCAL else self.workers, device=self.policy.device,
             batch_size=self.batch_size, wall_s=wall, startup_s=start - launched,
             generated_tokens_per_s=generated / wall if wall else None,
