@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from netgpt.cli import app
 from netgpt.eval.harness import load_episodes
+from netgpt.tasks import TaskFileError, load_tasks
 
 runner = CliRunner()
 
@@ -56,5 +57,8 @@ def test_eval_names_each_bad_line_of_a_task_file_without_a_traceback(tmp_path):
     result = runner.invoke(app, ["eval", "--policy", "oracle", "--split", str(split), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     problems = [line for line in result.output.splitlines() if line.startswith(f"{split}:")]
-    assert [line.split(":")[1] for line in problems] == ["2", "3"] and "invalid JSON" in problems[0]
+    with pytest.raises(TaskFileError) as expected:
+        load_tasks(split)
+    assert problems == expected.value.problems and {line.split(":")[1] for line in problems} == {"2", "3"}
+    assert "invalid JSON" in problems[0]
     assert not (tmp_path / "r").exists()

@@ -8,6 +8,7 @@ from netgpt.core.episode import EpisodeConfig
 from netgpt.core.factory import PolicySpec, UnknownPolicyError, build_policy, check_policy_name, checkpoint_name
 from netgpt.core.model import model_sha256, save_model, tiny_model
 from netgpt.core.policies import OraclePolicy, RandomPolicy
+from netgpt.eval.harness import InfraErrorThresholdExceeded, check_infra_errors, load_episodes
 from netgpt.eval.run import EvalListener, EvalRun, EvalSetupError
 
 SCRIPTED_KEYS = ["command", "policy", "split", "seed", "generator_version", "episode", "faults", "model", "dtype",
@@ -56,8 +57,18 @@ def test_a_failed_check_fails_the_run_after_its_results_are_written(tmp_path):
     run = EvalRun(policy=PolicySpec(name="oracle"), limit=3, out=tmp_path / "run", checks=[refuse])
     with pytest.raises(RuntimeError, match="3 episodes refused"):
         run.run()
-    assert len(json.loads((tmp_path / "run" / "results.json").read_text())["episodes"]) == 3
+    assert len(load_episodes(tmp_path / "run")) == 3
     assert not (tmp_path / "run" / "episodes.jsonl").exists()
+
+
+def test_a_run_refuses_too_many_infra_errors_by_default(tmp_path):
+    """The default check is the harness's infra-error threshold: an agent server that died mid-run fails the run."""
+    run = EvalRun(policy=PolicySpec(name="always"), limit=4, out=tmp_path / "run")
+    assert run.checks == [check_infra_errors]
+    broken = [r.model_copy(update={"finish_reason": "infra_error", "infra_error": "connection refused"})
+              for r in run.run().results]
+    with pytest.raises(InfraErrorThresholdExceeded, match="4 of 4 episodes"):
+        run.checks[0](broken)
 
 
 def test_setup_errors_name_the_option_at_fault(tmp_path):

@@ -25,7 +25,8 @@ from netgpt.core.episode import EpisodeConfig
 from netgpt.core.llm import LLMPolicy
 from netgpt.distributed.processes import ProcessRolloutPool
 from netgpt.distributed.ray_backend import RayRolloutPool, init_ray
-from netgpt.distributed.worker import PolicySpec, WorkerSpec
+from netgpt.core.factory import PolicySpec
+from netgpt.distributed.worker import WorkerSpec
 from netgpt.protocol.faults import FaultConfig
 from netgpt.protocol.registry import AgentRegistry
 from netgpt.rl.config import RLConfig
