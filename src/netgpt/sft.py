@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from netgpt.core.episode import EpisodeConfig, EpisodeResult, Trajectory, run_episodes
 from netgpt.core.forward import common_prefix_length, predicting_hidden
 from netgpt.core.model import DEFAULT_MODEL, save_model, select_trainable
-from netgpt.core.prompt import environment_turn, system_prompt
+from netgpt.core.policies import AlwaysPolicy, OraclePolicy
+from netgpt.core.prompt import environment_turn, system_prompt, task_message
 from netgpt.rl.checkpoint import (
     ensure_same_run,
     ensure_same_start,
@@ -81,8 +82,6 @@ class SFTConfig(BaseModel):
 def teacher_trajectory(result: EpisodeResult, task: Task, system: str, tokenizer) -> Trajectory:
     """Token layout of a scripted episode, identical to what :class:`~netgpt.core.llm.LLMPolicy` would produce had
     it written the same turns: turn text mask 1, everything the environment adds mask 0."""
-    from netgpt.core.prompt import task_message
-
     prompt = tokenizer.apply_chat_template([{"role": "system", "content": system},
                                             {"role": "user", "content": task_message(task)}],
                                            add_generation_prompt=True, tokenize=True, return_dict=False)
@@ -101,8 +100,6 @@ def teacher_trajectory(result: EpisodeResult, task: Task, system: str, tokenizer
 
 def build_dataset(config: SFTConfig, registry, tokenizer) -> list[Trajectory]:
     """Run the teacher on ``n_tasks`` training-stream tasks; keep the episodes it got right."""
-    from netgpt.core.policies import AlwaysPolicy, OraclePolicy
-
     tasks = [t for t, _ in zip(training_stream(config.seed), range(config.n_tasks))]
     teacher = OraclePolicy if config.teacher == "oracle" else AlwaysPolicy
     policy = teacher(state_steps=config.state_steps)

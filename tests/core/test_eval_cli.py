@@ -1,12 +1,14 @@
 """``netgpt eval`` and ``netgpt compare`` write and read reproducible run directories."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from netgpt.cli import app
 from netgpt.eval.harness import load_episodes
+from netgpt.tasks import TaskFileError, load_tasks
 
 runner = CliRunner()
 
@@ -46,3 +48,17 @@ def test_eval_rejects_unknown_policies_and_splits(tmp_path):
     assert bad.exit_code != 0 and "unknown policy" in bad.output
     missing = runner.invoke(app, ["eval", "--policy", "oracle", "--split", "nope"])
     assert missing.exit_code != 0 and "no split" in missing.output
+
+
+def test_eval_names_each_bad_line_of_a_task_file_without_a_traceback(tmp_path):
+    good = (Path(__file__).resolve().parents[2] / "data" / "bench" / "dev.jsonl").read_text().splitlines()[0]
+    split = tmp_path / "tasks.jsonl"
+    split.write_text("\n".join([good, "{not json", good.replace('"family"', '"famly"')]) + "\n")
+    result = runner.invoke(app, ["eval", "--policy", "oracle", "--split", str(split), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    problems = [line for line in result.output.splitlines() if line.startswith(f"{split}:")]
+    with pytest.raises(TaskFileError) as expected:
+        load_tasks(split)
+    assert problems == expected.value.problems and {line.split(":")[1] for line in problems} == {"2", "3"}
+    assert "invalid JSON" in problems[0]
+    assert not (tmp_path / "r").exists()

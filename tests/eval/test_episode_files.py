@@ -21,8 +21,8 @@ from netgpt.eval.harness import (
     load_aggregate,
     load_episode_scores,
     load_episodes,
-    write_run,
 )
+from netgpt.eval.run import write_run
 from netgpt.tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,9 @@ from netgpt.eval.harness import (
     finished_episodes,
     infra_error_episodes,
     load_aggregate,
-    write_run,
 )
 from netgpt.eval.report import summary_table
+from netgpt.eval.run import write_run
 from netgpt.protocol import AgentRegistry
 from netgpt.protocol.config import builtin_faults
 from netgpt.reward import RewardTerms

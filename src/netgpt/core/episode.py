@@ -8,7 +8,7 @@ Data path of one episode::
     until an answer, ``max_turns`` or the budget runs out → EpisodeResult (events, cost, reward terms)
 
 With ``end_on_infra_error`` (evaluation, RL) a call whose transport failed (agent server refused, reset or gone;
-see :class:`~netgpt.protocol.registry.TransportError`) ends the episode at once with ``finish_reason ==
+see :class:`~netgpt.protocol.transport.TransportError`) ends the episode at once with ``finish_reason ==
 "infra_error"``: it measures the infrastructure, not the core, so it is kept out of every score and re-run on
 ``--resume``. The agents' own failures, simulated ones included, stay replies the core must handle.
 
@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from netgpt.core.actions import Answer, Call, ParseIssue, parse_turn
 from netgpt.core.prompt import render_issue, render_reply, system_prompt, task_message
 from netgpt.protocol.messages import AgentCard, ErrorCode, Reply, Request
-from netgpt.protocol.registry import AgentRegistry, TransportError
+from netgpt.protocol.registry import AgentRegistry
+from netgpt.protocol.transport import TransportError
 from netgpt.reward import Budget, CallRecord, EpisodeCost, RewardTerms, RewardWeights, multi_objective_reward
 from netgpt.tasks.schema import Task
 

@@ -22,10 +22,11 @@ from typing import Protocol
 import torch
 
 from netgpt.core.episode import EpisodeConfig
+from netgpt.core.factory import PolicySpec
 from netgpt.core.llm import LLMPolicy
 from netgpt.distributed.processes import ProcessRolloutPool
 from netgpt.distributed.ray_backend import RayRolloutPool, init_ray
-from netgpt.distributed.worker import PolicySpec, WorkerSpec
+from netgpt.distributed.worker import WorkerSpec
 from netgpt.protocol.faults import FaultConfig
 from netgpt.protocol.registry import AgentRegistry
 from netgpt.rl.config import RLConfig

@@ -3,63 +3,26 @@ process (:mod:`.processes`), or this process.
 
 A :class:`RolloutWorker` rebuilds the local run's environment from a :class:`WorkerSpec`: its own
 :class:`AgentRegistry` (same agents YAML, same fault config and seed) and its own policy (built from the
-:class:`PolicySpec`, so an LLM is loaded by the worker, never shipped). Pools hand it the batches
+:class:`~netgpt.core.factory.PolicySpec`, so an LLM is loaded by the worker, never shipped). Pools hand it the batches
 :func:`group_batches` cuts, so session ids, fault draws and per-batch policy state are those of the local run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from netgpt.core.actions import MAX_NEW_TOKENS
-from netgpt.core.episode import EpisodeConfig, EpisodeResult, Fork, Policy, run_episodes
+from netgpt.core.episode import EpisodeConfig, EpisodeResult, Fork, run_episodes
+from netgpt.core.factory import PolicySpec, build_policy
+from netgpt.core.model import policy_token_counter
 from netgpt.protocol.faults import FaultConfig
 from netgpt.protocol.registry import AgentRegistry
 from netgpt.tasks.schema import Task
 
 if TYPE_CHECKING:
     import torch
-
-
-class PolicySpec(BaseModel):
-    """The policy as ``netgpt eval`` names it; each worker builds its own copy (``netgpt.cli.build_policy``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="oracle | always | random | prompt | never | a checkpoint directory (absolute)")
-    model: str | None = Field(None, description="transformers model id or path for prompt / never")
-    device: str = "cpu"
-    dtype: str = "float32"
-    batch_size: int | None = Field(None, ge=1, description="episodes per batch; None: the policy's own (16 for an LLM)")
-    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=1)
-    seed: int = Field(0, description="seed of the random policy, and of an LLM's per-episode sampling")
-    temperature: float = Field(0.0, ge=0, description="LLM sampling temperature (0: greedy)")
-    train: Literal["full", "top_layers", "lora"] | None = Field(
-        None, description="the RL learner's trainable selection: a worker wraps its model the same way (LoRA "
-                          "adapters), so the parameters the learner pushes have the same names")
-    top_layers: int = 4
-    lora_r: int = 16
-
-    def build(self, registry: AgentRegistry) -> Policy:
-        from netgpt.cli import SCRIPTED, build_policy
-
-        policy = build_policy(self.name, registry, self.model, self.device, self.dtype, self.batch_size or 16,
-                              self.max_new_tokens, self.seed)
-        if self.batch_size:
-            policy.batch_size = self.batch_size  # scripted policies too (their draws depend on the batching)
-        if self.name not in SCRIPTED:  # an LLM: torch is imported only here
-            from netgpt.core.llm import LLMPolicy
-            from netgpt.core.model import select_trainable
-
-            if self.train is not None:
-                model = select_trainable(policy.model, self.train, self.top_layers, self.lora_r).eval()
-                policy = LLMPolicy(model, policy.tokenizer, name=policy.name, max_new_tokens=self.max_new_tokens,
-                                   batch_size=policy.batch_size, tools=policy.tools)
-            policy.temperature = self.temperature
-            policy.seed = self.seed if self.temperature > 0 else None
-        return policy
 
 
 class WorkerSpec(BaseModel):
@@ -77,11 +40,9 @@ class RolloutWorker:
     per process, and it can also be used, and debugged, in-process."""
 
     def __init__(self, spec: WorkerSpec):
-        from netgpt.core.model import policy_token_counter
-
         self.spec = spec
         self.registry = AgentRegistry.from_config(spec.agents, faults=spec.faults)
-        self.policy = spec.policy.build(self.registry)
+        self.policy = build_policy(spec.policy, self.registry)
         self.count_tokens = policy_token_counter(self.policy, spec.policy.model)
 
     def describe(self) -> tuple[str, int]:

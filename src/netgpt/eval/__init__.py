@@ -1,5 +1,5 @@
-"""Evaluation: run policies over NetGPT-Bench splits, aggregate, report."""
+"""Evaluation: run policies over NetGPT-Bench splits, aggregate, report (:mod:`.run` writes a run directory)."""
 
-from netgpt.eval.harness import Aggregate, aggregate, evaluate, load_aggregate, write_run
+from netgpt.eval.harness import Aggregate, aggregate, evaluate, load_aggregate
 
-__all__ = ["Aggregate", "aggregate", "evaluate", "load_aggregate", "write_run"]
+__all__ = ["Aggregate", "aggregate", "evaluate", "load_aggregate"]

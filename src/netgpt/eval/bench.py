@@ -25,7 +25,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from netgpt.core.actions import MAX_NEW_TOKENS
-from netgpt.eval.harness import Aggregate, load_aggregate
+from netgpt.eval.errors import ERROR_KINDS, analyse_runs
+from netgpt.eval.harness import Aggregate, aggregate, load_aggregate, load_episodes, split_file
 from netgpt.rl.config import RLConfig
 from netgpt.yamlconfig import load_yaml
 
@@ -100,8 +101,6 @@ def task_limit(config: BenchConfig, name: str) -> int | None:
 
 def split_size(split: str, limit: int | None) -> int:
     """How many tasks an evaluation on ``split`` covers: the first ``limit``, or all."""
-    from netgpt.eval.harness import split_file
-
     with open(split_file(split)) as lines:
         size = sum(1 for line in lines if line.strip())
     return min(size, limit) if limit else size
@@ -236,8 +235,6 @@ def _first_tasks(run: Path, n: int) -> Aggregate:
     agg = load_aggregate(run)
     if agg.n == n:
         return agg
-    from netgpt.eval.harness import aggregate, load_episodes
-
     return aggregate(agg.policy, load_episodes(run)[:n])
 
 
@@ -356,8 +353,6 @@ def _targets(test: dict, training: dict) -> dict:
 def _errors(config: BenchConfig, split: str, first: int | None) -> dict[str, dict[str, float]]:
     """Share of each :mod:`netgpt.eval.errors` outcome per evaluated run (the RL seeds one by one), on the first
     ``first`` tasks."""
-    from netgpt.eval.errors import ERROR_KINDS, analyse_runs
-
     names = [n for n in ORDER if n != "rl"] + [f"rl-s{s}" for s in config.rl.seeds]
     runs = {n: config.results / f"{n}-{split}" for n in names}
     reports = analyse_runs({n: run for n, run in runs.items() if (run / "run.json").is_file()}, first)

@@ -1,4 +1,5 @@
-"""Evaluation harness: run a policy over a split, aggregate, and write a reproducible run directory.
+"""Evaluation harness: run a policy over a split, aggregate, and continue a run directory (written by
+:mod:`netgpt.eval.run`).
 
 A run directory holds ``results.json`` (the ``aggregate``), ``episodes.jsonl.gz`` (every episode with its events and
 reward terms), ``results.md`` (tables), PNG plots and ``run.json`` (the resolved configuration, seed and package
@@ -175,18 +176,7 @@ def task_order(tasks: Sequence[Task], results: Sequence[EpisodeResult]) -> list[
     return [by_id[t.id] for t in tasks]
 
 
-def write_run(out: Path, results: Sequence[EpisodeResult], agg: Aggregate, run_info: dict) -> None:
-    from netgpt.eval.report import write_markdown, write_plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    _write_episodes(out / EPISODES_FILE, results)
-    (out / "results.json").write_text(json.dumps({"aggregate": agg.model_dump()}, indent=2) + "\n")
-    (out / "run.json").write_text(json.dumps({**run_info, "environment": environment_info()}, indent=2) + "\n")
-    write_markdown(out / "results.md", [agg], title=f"{agg.policy} on {run_info.get('split')}")
-    write_plots(out, results, agg)
-
-
-def _write_episodes(path: Path, results: Sequence[EpisodeResult]) -> None:
+def write_episodes(path: Path, results: Sequence[EpisodeResult]) -> None:
     """One JSON line per episode, compressed: episodes are 99.8 % of a run's bytes. No timestamp in the gzip header,
     so the same episodes give the same file."""
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:

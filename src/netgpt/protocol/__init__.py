@@ -17,7 +17,8 @@ from netgpt.protocol.messages import (
     Request,
     Skill,
 )
-from netgpt.protocol.registry import AgentRegistry, Endpoint, LocalEndpoint, TransportError
+from netgpt.protocol.registry import AgentRegistry, Endpoint, LocalEndpoint
+from netgpt.protocol.transport import TransportError
 
 __all__ = [
     "Agent", "AgentCard", "AgentError", "AgentFaultConfig", "AgentRegistry", "CostModel", "Endpoint", "ErrorCode",

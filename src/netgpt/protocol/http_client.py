@@ -2,7 +2,7 @@
 
 ``send`` never raises: a refused or dropped connection is an ``unavailable`` reply, an expired deadline a
 ``timeout`` reply and any other non-2xx status a typed error reply. ``deliver`` (what the registry calls) raises
-:class:`~netgpt.protocol.registry.TransportError` instead when the transport failed, so that a dying agent server
+:class:`~netgpt.protocol.transport.TransportError` instead when the transport failed, so that a dying agent server
 ends an episode as the infrastructure's failure, not the core's.
 """
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from netgpt.protocol.dispatch import error_reply, with_bytes
 from netgpt.protocol.faults import FaultInjection
 from netgpt.protocol.messages import AgentCard, ErrorCode, Reply, Request
-from netgpt.protocol.registry import TransportError
+from netgpt.protocol.transport import TransportError
 from netgpt.world import World
 
 

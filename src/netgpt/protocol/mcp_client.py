@@ -3,7 +3,7 @@
 The MCP connection (and, over stdio, the server process) lives in a task on a private loop thread, so it
 outlives whichever event loop or thread is calling, and calls from anywhere are awaited without blocking.
 A server that dies turns the call into an ``unavailable`` reply from ``send``, and into a
-:class:`~netgpt.protocol.registry.TransportError` from ``deliver`` (the registry's endpoint API); the next call
+:class:`~netgpt.protocol.transport.TransportError` from ``deliver`` (the registry's endpoint API); the next call
 starts it again.
 """
 
@@ -27,7 +27,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from netgpt.protocol._loop import LoopThread
 from netgpt.protocol.dispatch import error_reply, ok_reply, with_bytes
 from netgpt.protocol.messages import AgentCard, CostModel, ErrorCode, LatencyModel, Reply, Request, Skill
-from netgpt.protocol.registry import TransportError
+from netgpt.protocol.transport import TransportError
 from netgpt.world import World
 
 logger = logging.getLogger(__name__)

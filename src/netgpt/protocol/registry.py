@@ -17,12 +17,13 @@ from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 
 from netgpt.protocol._loop import LoopThread
 from netgpt.protocol.agent import Agent
+from netgpt.protocol.config import HttpAgentEntry, LocalAgentEntry, RegistryConfig, load_config
 from netgpt.protocol.dispatch import (
     ArgsValidator,
     LocalDispatcher,
@@ -34,28 +35,13 @@ from netgpt.protocol.dispatch import (
 )
 from netgpt.protocol.faults import CallDraw, FaultConfig, FaultInjection, FaultModel, InjectedFaults, LinkConfig
 from netgpt.protocol.messages import AgentCard, ErrorCode, Reply, Request
+from netgpt.protocol.transport import TransportError
 from netgpt.world import World
-
-if TYPE_CHECKING:
-    from netgpt.protocol.config import RegistryConfig
 
 SESSION_ID = re.compile(r"[A-Za-z0-9._:@#~+=-]{1,128}")
 """What a session id may be, on every transport (an HTTP agent server gets it in the URL path)."""
 
 _NOT_DELIVERED = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.UNKNOWN_AGENT, ErrorCode.UNKNOWN_SKILL})
-
-
-class TransportError(RuntimeError):
-    """An endpoint could not be reached, or answered nonsense, while connecting, handing over a session or calling.
-
-    It is the infrastructure's failure, never an agent's answer: an episode that meets one is not the core's to be
-    scored on (``finish_reason == "infra_error"``, see :mod:`netgpt.core.episode`). ``reply``, when an endpoint
-    gives one, is the error reply a caller that does not tell transport failures apart gets instead (by default
-    ``unavailable``)."""
-
-    def __init__(self, message: str, reply: Reply | None = None) -> None:
-        super().__init__(message)
-        self.reply = reply
 
 
 class Endpoint(Protocol):
@@ -397,8 +383,6 @@ class AgentRegistry:
     def _prepare(cls, config: RegistryConfig | str | Path | None, faults: FaultConfig | FaultModel | None,
                  kwargs: dict[str, Any]) -> tuple[AgentRegistry, list[tuple[Endpoint, list[str] | None]]]:
         """The registry with its in-process agents registered, and the remote endpoints still to connect."""
-        from netgpt.protocol.config import HttpAgentEntry, LocalAgentEntry, load_config
-
         cfg = load_config(config)
         registry = cls(faults if faults is not None else cfg.fault_config(), **kwargs)
         remote: list[tuple[Endpoint, list[str] | None]] = []

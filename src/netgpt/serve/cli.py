@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from netgpt.core.actions import MAX_NEW_TOKENS
 from netgpt.protocol.cli import HeaderTimeoutOption, KeepAliveOption, NoAuthOption, ReadTimeoutOption, checked_token
 from netgpt.protocol.http_server import DEFAULT_MAX_STATE_BYTES, Timeouts, run_uvicorn
 from netgpt.serve.solver import DEFAULT_MAX_PENDING, DEFAULT_REQUEST_TIMEOUT_S
+
+console = Console(stderr=True)
 
 
 def serve_command(
@@ -48,8 +51,8 @@ def serve_command(
     """Serve the core behind an OpenAI-compatible API (POST /v1/chat/completions, GET /v1/models); see
     docs/serve.md. Closed by default: a non-empty token (NETGPT_SERVE_TOKEN or --token) is required, or
     --no-auth on loopback."""
-    from netgpt.cli import build_policy, console
     from netgpt.core.episode import EpisodeConfig
+    from netgpt.core.factory import SCRIPTED, PolicySpec, UnknownPolicyError, build_policy, check_policy_name
     from netgpt.core.model import policy_token_counter
     from netgpt.protocol import AgentRegistry, FaultConfig
     from netgpt.protocol.config import builtin_faults
@@ -59,9 +62,15 @@ def serve_command(
     # before the model loads: a refused start-up should take a moment, not minutes
     token = checked_token(token, no_auth=no_auth, host=host, env_var="NETGPT_SERVE_TOKEN")
     timeouts = Timeouts(header_timeout_s, read_timeout_s, keep_alive_s)
+    try:
+        check_policy_name(policy)
+    except UnknownPolicyError as err:
+        raise typer.BadParameter(str(err), param_hint="--policy") from None
     fault_config = (FaultConfig.load(faults) if faults else builtin_faults()).model_copy(update={"seed": seed})
     with AgentRegistry.from_config(agents, faults=fault_config) as registry:
-        runner = build_policy(policy, registry, model, device, dtype, batch_size, max_new_tokens, seed)
+        spec = PolicySpec(name=policy, model=model, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
+                          seed=seed, batch_size=None if policy in SCRIPTED else batch_size)  # scripted: their own
+        runner = build_policy(spec, registry, status=lambda m: console.print(f"[dim]{m}"))
         solver = Solver(runner, registry, policy_token_counter(runner, model),
                         model_id=served_model_name or f"netgpt-{runner.name}",
                         episode=EpisodeConfig(max_turns=max_turns), batch_size=batch_size, max_wait_ms=max_wait_ms,
