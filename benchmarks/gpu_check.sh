@@ -98,7 +98,7 @@ with AgentRegistry.from_config(None) as registry:
               train="top_layers", top_layers=8))]:
         trainer = RLTrainer(_config(work / f"learn-{name}", device="cuda", **kw), model, tok, registry,
                             reward_fn=odd_token_share)
-        rows = trainer.train()
+        rows = [metrics.row() for metrics in trainer.train()]
         trainer.close()
         episodes = [json.loads(line) for line in trainer.rollouts_path.read_text().splitlines()]
         rewards = [sum(e["reward"] for e in episodes if e["step"] == r["step"])

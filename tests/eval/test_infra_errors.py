@@ -10,7 +10,9 @@ import pytest
 from loopback import free_port, wait_until_healthy
 
 from netgpt.core.episode import EpisodeConfig
+from netgpt.core.factory import PolicySpec
 from netgpt.core.policies import AlwaysPolicy
+from netgpt.distributed.worker import RolloutWorker, WorkerSpec
 from netgpt.eval.harness import (
     EpisodeLog,
     InfraErrorThresholdExceeded,
@@ -130,3 +132,20 @@ def test_a_killed_agent_server_is_infra_error_and_resume_repairs_the_run(tmp_pat
     assert [r.model_dump() for r in repaired] == [r.model_dump() for r in clean]
     assert aggregate("always", repaired).model_dump() == clean_agg.model_dump()
     check_infra_errors(repaired)
+
+
+@pytest.mark.slow
+def test_a_worker_process_marks_a_dead_agent_server_as_infra_error(tmp_path):
+    """The process and Ray backends run episodes in a ``RolloutWorker``: it ends them as a local eval does."""
+    port = free_port()
+    agents = tmp_path / "agents.yaml"
+    agents.write_text(f"agents:\n  - {{kind: http, url: 'http://127.0.0.1:{port}'}}\n")
+    server = start_agent_server(port)
+    try:
+        worker = RolloutWorker(WorkerSpec(policy=PolicySpec(name="always"), agents=str(agents),
+                                          faults=builtin_faults(), episode=CONFIG))
+    finally:
+        stop(server)
+    results = worker.run(TASKS[:3])
+    assert [r.finish_reason for r in results] == ["infra_error"] * 3
+    assert all(r.infra_error for r in results)

@@ -88,7 +88,7 @@ def tasks_stats(file: Annotated[Path, typer.Argument(callback=file_argument)]) -
         by_family.setdefault(t.family, []).append(t)
     for name, group in by_family.items():
         calls = [len(t.reference_plan) for t in group]
-        table.add_row(name, str(len(group)), _counts(t.params["variant"] for t in group),
+        table.add_row(name, str(len(group)), _counts(t.params.variant for t in group),
                       _counts(t.observability for t in group), _counts(t.difficulty for t in group),
                       f"{sum(calls) / len(calls):.2f}", str(calls.count(0)))
     Console().print(table)

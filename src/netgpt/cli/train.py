@@ -43,9 +43,10 @@ class Teacher(StrEnum):
 
 
 class RolloutBackend(StrEnum):
-    """Where RL rollouts run (``rollout.backend`` of the RL config); `processes` is an eval backend only."""
+    """Where RL rollouts run (``rollout.backend`` of the RL config)."""
 
     LOCAL = "local"
+    PROCESSES = "processes"
     RAY = "ray"
 
 
@@ -93,8 +94,8 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
     backend: Annotated[RolloutBackend | None, typer.Option(
-        help="local | ray: where rollouts run (overrides the config)")] = None,
-    rollout_workers: Annotated[int | None, typer.Option(min=1, help="Ray rollout workers (overrides the config)")] = (
+        help="local | processes | ray: where rollouts run (overrides the config)")] = None,
+    rollout_workers: Annotated[int | None, typer.Option(min=1, help="rollout workers (overrides the config)")] = (
         None),
     ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
 ) -> None:
@@ -126,8 +127,8 @@ def train_command(
         with progress_bar() as progress:
             bar = progress.add_task("rl", total=cfg.steps, completed=trainer.step)
             trainer.train(progress=lambda row: progress.update(bar, advance=1, description=(
-                f"rl score {row['score']:.3f} acc {row['accuracy']:.2f} calls {row['calls_per_task']:.2f} "
-                f"{row['step_s']:.0f}s/step")))
+                f"rl score {row.score:.3f} acc {row.accuracy:.2f} calls {row.calls_per_task:.2f} "
+                f"{row.step_s:.0f}s/step")))
     finally:
         trainer.close()
     if not main:

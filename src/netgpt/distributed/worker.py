@@ -51,8 +51,9 @@ class RolloutWorker:
 
     def run(self, tasks: Sequence[Task], session_prefix: str = "ep",
             forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]:
+        # as in a local eval or rollout: a dead agent server ends the episode as infra_error, not as the core's failure
         return run_episodes(tasks, self.policy, self.registry, self.spec.episode, self.count_tokens,
-                            session_prefix=session_prefix, forks=forks)
+                            session_prefix=session_prefix, forks=forks, end_on_infra_error=True)
 
     def load_weights(self, state_dict: Mapping[str, Any]) -> int:
         """Copy the learner's parameters in place (a subset is fine: only the trained ones travel); returns how

@@ -27,11 +27,6 @@ class FamilyParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __getitem__(self, name: str) -> Any:
-        """A parameter by its JSON name, as on the task file's object (``netgpt tasks stats`` reads ``variant`` so)."""
-        if name not in type(self).model_fields:
-            raise KeyError(name)
-        return getattr(self, name)
 
 
 class ObservationLookupParams(FamilyParams):
