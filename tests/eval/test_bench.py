@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netgpt.eval.bench import BenchConfig, plan, run_stages, summarise
+from netgpt.eval.bench import BenchConfig, Stage, plan, run_stages, summarise
+from netgpt.eval.harness import aggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -196,3 +197,16 @@ def test_the_prompt_baseline_can_be_limited_to_fewer_tasks_without_shrinking_the
     assert summary["splits"]["dev"]["prompt"]["n"] == 12 and summary["splits"]["dev"]["oracle"]["n"] == 24
     assert "The first 24 of the split's 200 tasks; prompt on its first 12 (prompt_limit" in (
         tmp_path / "out" / "benchmark.md").read_text()
+
+
+def test_an_evaluation_with_infra_errors_is_not_done(tmp_path):
+    run = tmp_path / "oracle-dev"
+    run.mkdir()
+    stage = Stage(name="eval oracle on dev", output=run / "results.json", n_tasks=2, command=["true"])
+    (run / "run.json").write_text(json.dumps({"n_tasks": 2}))
+    clean = aggregate("oracle", [])
+    (run / "results.json").write_text(json.dumps({"aggregate": clean.model_dump(mode="json")}))
+    assert stage.done()
+    cut = clean.model_copy(update={"infra_errors": 1})
+    (run / "results.json").write_text(json.dumps({"aggregate": cut.model_dump(mode="json")}))
+    assert not stage.done()

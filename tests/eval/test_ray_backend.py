@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("ray")
 
+from rollout_parity import assert_worker_rollouts_equal_local  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from netgpt.cli import app  # noqa: E402
@@ -146,49 +147,4 @@ def test_agents_as_ray_actors_answer_like_in_process_agents(ray_session, dev_tas
 def test_rl_rollouts_on_ray_workers_equal_local_ones(ray_session, tmp_path, train):
     """`netgpt train --backend ray`: two steps (rollouts, update, weights pushed, rollouts again) and forks give the
     episodes a local trainer samples, and the learner ends with the same parameters."""
-    import torch
-
-    from netgpt.core.model import load_tokenizer, save_model, tiny_model
-    from netgpt.rl.config import RLConfig
-    from netgpt.rl.rollout import Rollout, fork_at
-    from netgpt.rl.trainer import RLTrainer
-
-    tokenizer = load_tokenizer()
-    save_model(tiny_model(tokenizer, seed=6), tokenizer, tmp_path / "init")
-    base = RLConfig(model=str(tmp_path / "init"), out=tmp_path / "local", steps=2, tasks_per_step=3,
-                    num_generations=2, max_new_tokens=10, max_turns=2, train=train, top_layers=1, lora_r=4,
-                    learning_rate=1e-2, save_steps=10, export_model=False, families=["tbs", "sla_check"],
-                    branching={"enabled": True, "threshold": -100.0, "max_branches": 1})
-    ray_config = base.model_copy(update={"out": tmp_path / "ray",
-                                         "rollout": base.rollout.model_copy(update={"backend": "ray"})})
-    runs = []
-    for config in (base, ray_config):
-        trainer = RLTrainer(config)
-        try:
-            steps = []
-            for step in range(2):
-                batch = trainer.rollout(step)
-                trainer.update(trainer.score(batch))
-                steps.append(batch.rollouts)
-            params = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
-            # forks (a random tiny model makes no valid call, so the entropy rule never fires: fork by hand)
-            parents = [r for r in steps[0] if len(r.result.events) >= 2][:3]
-            assert parents
-            forked = trainer.episode_runner()([trainer.tasks_for(0)[r.group] for r in parents], "fork",
-                                              [fork_at(r.result, 1) for r in parents])
-            steps.append([Rollout(group=r.group, result=f, parent=0) for r, f in zip(parents, forked)])
-        finally:
-            trainer.close()
-        runs.append((steps, params))
-    (local, local_params), (remote, remote_params) = runs
-    for local_step, remote_step in zip(local, remote):
-        assert [(r.group, r.parent, r.result.task_id) for r in remote_step] == [
-            (r.group, r.parent, r.result.task_id) for r in local_step]
-        for a, b in zip(local_step, remote_step):
-            assert b.trajectory.completion_ids == a.trajectory.completion_ids
-            assert b.result.reward == a.result.reward
-            assert b.trajectory.logprobs == pytest.approx(a.trajectory.logprobs, abs=1e-4)
-    assert local[1][0].trajectory.completion_ids != local[0][0].trajectory.completion_ids or any(
-        a.trajectory.completion_ids != b.trajectory.completion_ids for a, b in zip(local[0], local[1]))
-    for name, value in local_params.items():
-        torch.testing.assert_close(remote_params[name], value, rtol=1e-4, atol=1e-5)
+    assert_worker_rollouts_equal_local(tmp_path, "ray", train)

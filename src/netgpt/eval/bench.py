@@ -85,7 +85,11 @@ class Stage(BaseModel):
     def done(self) -> bool:
         if not self.output.exists():
             return False
-        return self.n_tasks is None or _run_size(self.output.parent) == self.n_tasks
+        if self.n_tasks is None:
+            return True
+        # an evaluation with infra_error episodes is not done: its `--resume` re-runs them
+        run = self.output.parent
+        return _run_size(run) == self.n_tasks and load_aggregate(run).infra_errors == 0
 
 
 def _run_size(run: Path) -> int | None:
