@@ -83,7 +83,7 @@ def test_every_shipped_run_config_loads(path):
     (["train"], "steps: 0\n", "steps: Input should be greater than or equal to 1"),
     (["train"], "sft_teacher: teacher\n", "sft_teacher: Input should be 'oracle' or 'always'"),
     (["train", "--sft-teacher", "teacher"], "steps: 2\n", "'teacher' is not one of 'always', 'oracle'"),
-    (["train", "--backend", "processes"], "steps: 2\n", "'processes' is not one of 'local', 'ray'"),
+    (["train", "--backend", "cluster"], "steps: 2\n", "'cluster' is not one of 'local', 'processes', 'ray'"),
     (["sft"], "n_task: 800\n", "n_task: Extra inputs are not permitted"),
     (["bench"], "extends: missing.yaml\n", "names no file"),
     (["train"], "steps: [1\n", "while parsing a flow sequence"),

@@ -204,10 +204,11 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 sla_verdicts.add(result.answer)
             elif event.skill == "peak_rate":
                 p = task.params
-                modulation = {2: "QPSK", 4: "16QAM", 6: "64QAM", 8: "256QAM"}[p["qm"]]  # TS 38.211 §5.1
-                assert thought == f"{modulation} is Q_m = {p['qm']}."
-                assert {k: event.args[k] for k in ("fr", "scs_khz", "bandwidth_mhz")} == {
-                    k: p[k] for k in ("fr", "scs_khz", "bandwidth_mhz")} and event.args["direction"] == p["variant"]
+                modulation = {2: "QPSK", 4: "16QAM", 6: "64QAM", 8: "256QAM"}[p.qm]  # TS 38.211 §5.1
+                assert thought == f"{modulation} is Q_m = {p.qm}."
+                carrier = ("fr", "scs_khz", "bandwidth_mhz")
+                assert {k: event.args[k] for k in carrier} == {k: getattr(p, k) for k in carrier}
+                assert event.args["direction"] == p.variant
             elif task.family == "observation_lookup" and event.kind == "answer" and len(result.events) == 1:
                 cell, metric = task.params.cell_id, task.params.metric
                 report = next(r for r in task.observation.reports if r.kind == "kpi" and r.subject == cell)
@@ -228,9 +229,9 @@ def test_stated_steps_spell_out_what_the_action_hides(registry):
                 ages.add(age)
             elif event.skill == "tbs":
                 a, p = event.args, task.params
-                assert (a["layers"], a["n_prb"], a["n_symb"]) == (p["layers"], p["n_prb"], p["n_symb"])
-                assert thought == (f"{p['layers']} layer(s), {p['n_prb']} PRBs, {p['n_symb']} symbols, "
-                                   f"{p['n_dmrs_per_prb']} DMRS and {p['n_oh_per_prb']} overhead REs per PRB.")
+                assert (a["layers"], a["n_prb"], a["n_symb"]) == (p.layers, p.n_prb, p.n_symb)
+                assert thought == (f"{p.layers} layer(s), {p.n_prb} PRBs, {p.n_symb} symbols, "
+                                   f"{p.n_dmrs_per_prb} DMRS and {p.n_oh_per_prb} overhead REs per PRB.")
             elif event.skill == "pathloss":
                 word = re.search(r"\b(N?LOS)\b", task.question)[1]  # the question's own word, not the parameter
                 assert thought == f"{word} asked: los is {'true' if word == 'LOS' else 'false'}."
