@@ -89,12 +89,17 @@ class Stage(BaseModel):
             return True
         # an evaluation with infra_error episodes is not done: its `--resume` re-runs them
         run = self.output.parent
-        return _run_size(run) == self.n_tasks and load_aggregate(run).infra_errors == 0
+        return _run_size(run) == self.n_tasks and _infra_errors(run) == 0
 
 
 def _run_size(run: Path) -> int | None:
     info = run / "run.json"
     return json.loads(info.read_text()).get("n_tasks") if info.is_file() else None
+
+
+def _infra_errors(run: Path) -> int:
+    """The run's ``infra_error`` episodes (0 for runs written before they were counted)."""
+    return json.loads((run / "results.json").read_text()).get("aggregate", {}).get("infra_errors", 0)
 
 
 def task_limit(config: BenchConfig, name: str) -> int | None:
