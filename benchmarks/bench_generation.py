@@ -22,8 +22,9 @@ import typer
 from netgpt.core.episode import EpisodeConfig, run_episodes
 from netgpt.core.llm import LLMPolicy
 from netgpt.core.model import load_model, load_tokenizer
-from netgpt.eval.harness import SPLITS_DIR, environment_info
+from netgpt.eval.harness import SPLITS_DIR
 from netgpt.protocol import AgentRegistry
+from netgpt.rundir import environment_info
 from netgpt.tasks import load_tasks
 
 

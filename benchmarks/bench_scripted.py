@@ -25,7 +25,8 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from netgpt.eval.harness import environment_info, load_episodes
+from netgpt.eval.harness import load_episodes
+from netgpt.rundir import environment_info
 
 TARGET_S = 10.0
 NETGPT = str(Path(sys.executable).with_name("netgpt"))

@@ -26,15 +26,13 @@ from netgpt.core.model import DEFAULT_MODEL, save_model, select_trainable
 from netgpt.core.policies import AlwaysPolicy, OraclePolicy
 from netgpt.core.prompt import environment_turn, system_prompt, task_message
 from netgpt.rl.checkpoint import (
-    ensure_same_run,
-    ensure_same_start,
     list_checkpoints,
     load_checkpoint,
-    record_start,
     remove_checkpoints,
     rows_before,
     save_checkpoint,
 )
+from netgpt.rundir import ensure_same_run, ensure_same_start, record_start
 from netgpt.tasks.generate import training_stream
 from netgpt.tasks.schema import Task
 from netgpt.yamlconfig import load_yaml

@@ -4,7 +4,6 @@ modules import torch, so each command imports them when it runs: the rest of the
 from __future__ import annotations
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,8 +12,8 @@ import typer
 
 from netgpt.cli.common import console, load_config, progress_bar, status
 from netgpt.core.model import default_model_dir, ensure_default_model, load_model, model_sha256
-from netgpt.eval.harness import environment_info
 from netgpt.protocol.registry import AgentRegistry
+from netgpt.rundir import TrainingRunRecord, environment_info
 
 model_app = typer.Typer(help="The core model.", no_args_is_help=True)
 
@@ -69,9 +68,7 @@ def sft_command(
         with console.status(f"running the {cfg.teacher} teacher on {cfg.n_tasks} training tasks"):
             data = build_dataset(cfg, registry, tokenizer)
     console.print(f"{len(data)} successful teacher episodes")
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "run.json").write_text(json.dumps({"command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"),
-                                                  "episodes": len(data), "environment": environment_info()}, indent=2))
+    TrainingRunRecord(config=cfg.model_dump(mode="json"), episodes=len(data)).write(cfg.out)
     steps = cfg.epochs * -(-len(data) // cfg.batch_size)
     with progress_bar() as progress:
         bar = progress.add_task("sft", total=steps)
@@ -120,10 +117,7 @@ def train_command(
             console.print(f"[yellow]no checkpoint in {cfg.out}: starting from step 0")
         main = trainer.accelerator.is_main_process
         if main:
-            cfg.out.mkdir(parents=True, exist_ok=True)
-            (cfg.out / "run.json").write_text(json.dumps({
-                "command": " ".join(sys.argv), "config": cfg.model_dump(mode="json"), "resumed_at": trainer.step,
-                "environment": environment_info()}, indent=2))
+            TrainingRunRecord(config=cfg.model_dump(mode="json"), resumed_at=trainer.step).write(cfg.out)
         with progress_bar() as progress:
             bar = progress.add_task("rl", total=cfg.steps, completed=trainer.step)
             trainer.train(progress=lambda row: progress.update(bar, advance=1, description=(

@@ -16,11 +16,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import platform
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -141,17 +139,6 @@ def check_infra_errors(results: Sequence[EpisodeResult], max_fraction: float = M
         first = failed[0]
         raise InfraErrorThresholdExceeded(len(failed), len(results), max_fraction, first.task_id,
                                           first.infra_error or "(no reason recorded)")
-
-
-def environment_info() -> dict[str, str]:
-    packages = ("netgpt", "torch", "transformers", "numpy", "scipy", "statsmodels", "networkx", "pydantic")
-    versions = {}
-    for name in packages:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return {"python": platform.python_version(), "platform": platform.platform(), **versions}
 
 
 def evaluate(tasks: Sequence[Task], policy: Policy, registry: AgentRegistry, config: EpisodeConfig,

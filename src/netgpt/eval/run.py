@@ -32,7 +32,6 @@ from netgpt.eval.harness import (
     EpisodeLog,
     aggregate,
     check_infra_errors,
-    environment_info,
     episodes_to_run,
     evaluate,
     finished_episodes,
@@ -45,6 +44,7 @@ from netgpt.eval.report import write_markdown, write_plots
 from netgpt.protocol.config import builtin_faults
 from netgpt.protocol.faults import FaultConfig
 from netgpt.protocol.registry import AgentRegistry
+from netgpt.rundir import environment_info
 from netgpt.tasks.io import load_tasks
 from netgpt.tasks.schema import Task
 

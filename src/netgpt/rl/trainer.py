@@ -38,11 +38,8 @@ from netgpt.protocol.config import builtin_faults
 from netgpt.rl.advantages import dynamic_sampling_filter, group_relative_advantages, groups_with_spread
 from netgpt.rl.batch import RolloutBatch
 from netgpt.rl.checkpoint import (
-    ensure_same_run,
-    ensure_same_start,
     list_checkpoints,
     load_checkpoint,
-    record_start,
     remove_checkpoints,
     rows_before,
     save_checkpoint,
@@ -52,6 +49,7 @@ from netgpt.rl.loss import group_token_logprobs, loss_normaliser, masked_policy_
 from netgpt.rl.metrics import EpisodeSample, StepMetrics, UpdateMetrics, episode_metrics, merge_process_metrics
 from netgpt.rl.rollout import EpisodeRunner, Rollout, collect_rollouts
 from netgpt.rl.task_pool import TaskPoolError, load_pool, pool_batch
+from netgpt.rundir import ensure_same_run, ensure_same_start, record_start
 from netgpt.sft import SFTConfig, build_dataset, collate, masked_nll
 from netgpt.tasks.generate import training_task
 from netgpt.tasks.schema import Task
