@@ -26,6 +26,10 @@ def environment_info() -> dict[str, str]:
     return {"python": platform.python_version(), "platform": platform.platform(), **versions}
 
 
+class RunMismatchError(ValueError):
+    """A resume refused because the run directory holds another run (another start model or recipe)."""
+
+
 class TrainingRunRecord(BaseModel):
     """``run.json`` of an SFT or RL run: the command, the resolved config and the environment; SFT adds how many
     teacher episodes it trained on, RL the step it resumed at."""
@@ -60,7 +64,7 @@ def ensure_same_start(out: Path, model: str | None, sha256: str | None) -> None:
         return
     recorded = json.loads(saved.read_text())
     if recorded["sha256"] != sha256:
-        raise ValueError(f"cannot resume {out}: the starting model {model} is not the one it was trained from "
+        raise RunMismatchError(f"cannot resume {out}: the starting model {model} is not the one it was trained from "
                          f"(sha256 {recorded['sha256']} there, {sha256} here; {recorded['model']} then): its "
                          "checkpoints hold only the trained parameters and the rest would come from another model; "
                          "restore that model or use a new --out")
@@ -76,4 +80,4 @@ def ensure_same_run(out: Path, record: Path, before: dict | None, now: dict) -> 
     else:
         changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
         reason = f"it was trained with another config: other {changed}"
-    raise ValueError(f"cannot resume {out}: {reason}; use a new --out")
+    raise RunMismatchError(f"cannot resume {out}: {reason}; use a new --out")

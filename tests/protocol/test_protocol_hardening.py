@@ -156,6 +156,44 @@ def test_a_body_that_never_completes_gets_408(fast_timeouts: str) -> None:
     assert elapsed < 3 and sent.startswith(b"HTTP/1.1 408 ") and b"request_timeout" in sent
 
 
+def _drip_after_answer(url: str, request: bytes) -> tuple[float, bytes]:
+    """Send ``request`` (headers promising a body), then drip body bytes: the server has already answered, so it
+    must close the connection instead of waiting for a body it will never read."""
+    with _connect(url) as drip:
+        drip.sendall(request)
+        started, received = time.monotonic(), b""
+        drip.settimeout(0.3)
+        for _ in range(20):
+            try:
+                chunk = drip.recv(4096)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:  # closed with unread bytes pending: a reset is a close too
+                chunk = b""
+            if chunk == b"":
+                return time.monotonic() - started, received
+            received += chunk or b""
+            try:
+                drip.sendall(b"x")
+            except OSError:
+                return time.monotonic() - started, received
+        return time.monotonic() - started, received
+
+
+@pytest.mark.parametrize("request_head", [
+    b"POST /call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n",  # no token: 401 before the body
+    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n",  # answered, body never read
+])
+def test_a_body_dripped_after_the_answer_does_not_hold_the_connection(fast_timeouts: str,
+                                                                        request_head: bytes) -> None:
+    elapsed, sent = _drip_after_answer(fast_timeouts, request_head)
+    assert sent.startswith((b"HTTP/1.1 401 ", b"HTTP/1.1 200 ")) and elapsed < 4
+
+
+def test_a_token_with_surrounding_whitespace_still_matches_clients() -> None:
+    assert check_auth(" tok \n", no_auth=False, host="127.0.0.1", env_var="X") == "tok"
+
+
 def test_idle_kept_alive_connections_are_closed(fast_timeouts: str) -> None:
     with _connect(fast_timeouts) as idle:
         idle.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -13,7 +13,7 @@ import typer
 from netgpt.cli.common import console, load_config, progress_bar, status
 from netgpt.core.model import default_model_dir, ensure_default_model, load_model, model_sha256
 from netgpt.protocol.registry import AgentRegistry
-from netgpt.rundir import TrainingRunRecord, environment_info
+from netgpt.rundir import RunMismatchError, TrainingRunRecord, environment_info
 
 model_app = typer.Typer(help="The core model.", no_args_is_help=True)
 
@@ -72,9 +72,12 @@ def sft_command(
     steps = cfg.epochs * -(-len(data) // cfg.batch_size)
     with progress_bar() as progress:
         bar = progress.add_task("sft", total=steps)
-        train_sft(cfg, model, tokenizer, data, resume=resume, start_sha256=model_sha256(cfg.model),
-                  progress=lambda row: progress.update(bar, completed=row["step"] + 1,
-                                                       description=f"sft loss {row['loss']:.3f}"))
+        try:
+            train_sft(cfg, model, tokenizer, data, resume=resume, start_sha256=model_sha256(cfg.model),
+                      progress=lambda row: progress.update(bar, completed=row["step"] + 1,
+                                                           description=f"sft loss {row['loss']:.3f}"))
+        except RunMismatchError as err:
+            raise typer.BadParameter(str(err), param_hint="--resume") from None
     console.print(f"[green]saved[/] {cfg.out / 'model'} (evaluate with: netgpt eval --policy {cfg.out / 'model'})")
 
 
@@ -97,6 +100,7 @@ def train_command(
     ray_address: Annotated[str | None, typer.Option(help="existing Ray cluster (default: a local one)")] = None,
 ) -> None:
     """Agentic RL: group rollouts with entropy-guided branching, multi-objective reward, masked PPO-clip loss."""
+    from netgpt.distributed.rollout_runners import RolloutBackendError
     from netgpt.rl.config import RLConfig
     from netgpt.rl.task_pool import TaskPoolError
     from netgpt.rl.trainer import RLTrainer, plot_training_curves
@@ -110,8 +114,10 @@ def train_command(
         trainer = RLTrainer(cfg, status=status)
     except TaskPoolError as err:
         raise typer.BadParameter(str(err), param_hint="--config") from None
+    except RolloutBackendError as err:
+        raise typer.BadParameter(str(err), param_hint="--backend") from None
     try:
-        if resume and _resumed(trainer, TaskPoolError):
+        if resume and _resumed(trainer):
             console.print(f"resumed at step {trainer.step} from {cfg.out}")
         elif resume:
             console.print(f"[yellow]no checkpoint in {cfg.out}: starting from step 0")
@@ -134,10 +140,12 @@ def train_command(
                   f"{cfg.out}/checkpoint-{cfg.steps:06d}/model)")
 
 
-def _resumed(trainer, pool_error: type[Exception]) -> bool:
+def _resumed(trainer) -> bool:
+    from netgpt.rl.task_pool import TaskPoolError  # netgpt.rl loads torch: only `train` pays for it
+
     try:
         return trainer.resume()
-    except pool_error as err:
+    except (RunMismatchError, TaskPoolError) as err:
         raise typer.BadParameter(str(err), param_hint="--resume") from None
 
 

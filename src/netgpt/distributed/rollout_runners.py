@@ -70,9 +70,6 @@ def rollout_worker_spec(config: RLConfig, faults: FaultConfig, episode: EpisodeC
     the learner wraps it (same trainable selection, so the pushed parameters have the same names), sampling as the
     learner would, and the learner's fault config and episode settings. A worker runs whole groups:
     ceil(tasks / workers) groups per batch."""
-    if config.model is None or not Path(config.model).is_dir():
-        raise ValueError(f"`{config.rollout.backend}` rollout workers load the starting policy themselves: set "
-                         "`model` to a local model directory (e.g. an SFT checkpoint's model/)")
     per_worker = -(-config.tasks_per_step // config.rollout.workers)
     return WorkerSpec(policy=PolicySpec(
         name=str(Path(config.model).resolve()), device=config.device, dtype=config.dtype,
@@ -129,11 +126,21 @@ def build_rollout_runner(config: RLConfig, tokenizer, registry: AgentRegistry, p
     return runner(config, registry.faults.config, config.episode_config)
 
 
+class RolloutBackendError(ValueError):
+    """A rollout backend that cannot serve this run; raised before any model is loaded."""
+
+
 def ensure_backend_fits(config: RLConfig, processes: int) -> None:
-    """Rollout workers serve one learner process: under ``accelerate launch`` the learner processes are the
-    parallel part, and each rolls out in its own process. (The trainer checks this before it loads a model.)"""
+    """Rollout workers serve one learner process (under ``accelerate launch`` the learner processes are the
+    parallel part, and each rolls out in its own process), and they load the starting policy themselves, so it
+    must be a local directory. The trainer checks this before it loads a model."""
     backend = config.rollout.backend
-    if backend != "local" and processes > 1:
+    if backend == "local":
+        return
+    if processes > 1:
         name = "Ray" if backend == "ray" else "Process"
-        raise ValueError(f"{name} rollouts run from a single learner process: start `netgpt train --backend "
-                         f"{backend}` without accelerate launch (its workers are the parallel part)")
+        raise RolloutBackendError(f"{name} rollouts run from a single learner process: start `netgpt train "
+                                  f"--backend {backend}` without accelerate launch (its workers are the parallel part)")
+    if config.model is None or not Path(config.model).is_dir():
+        raise RolloutBackendError(f"`{backend}` rollout workers load the starting policy themselves: set `model` to "
+                                  "a local model directory (e.g. an SFT checkpoint's model/)")

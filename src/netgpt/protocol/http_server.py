@@ -91,7 +91,8 @@ def check_auth(token: str | None, *, no_auth: bool, host: str, env_var: str) -> 
     if token is None and not no_auth:
         raise AuthConfigError(f"no token: set {env_var} (or --token), or pass --no-auth to serve without "
                               "authentication on loopback")
-    return token
+    # clients' bearer values are compared stripped, so the server's must be too, or no request could match
+    return token.strip() if token is not None else None
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,7 @@ class GuardedH11Protocol(H11Protocol):
         self._watch_headers()
 
     def _watch_headers(self) -> None:
-        # h11's peer state is IDLE until a request line and all headers have been parsed
-        waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        waiting = self._awaiting_request() and not self.transport.is_closing()
         if waiting and self.timeout_keep_alive_task is None and self._header_timer is None:
             self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
         elif not waiting or self.timeout_keep_alive_task is not None:
@@ -144,9 +144,15 @@ class GuardedH11Protocol(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _awaiting_request(self) -> bool:
+        """The peer owes a request: h11 stays IDLE until a request line and all its headers are parsed; or we have
+        answered (a 401, a GET with a body) before reading a body the peer may drip forever."""
+        their, ours = self.conn.their_state, self.conn.our_state
+        return their is h11.IDLE or (their is h11.SEND_BODY and ours in (h11.DONE, h11.MUST_CLOSE))
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._awaiting_request() and not self.transport.is_closing():
             self.transport.close()
 
 
@@ -203,7 +209,7 @@ class GuardMiddleware:
             return
         if self.token is not None and scope["path"] not in OPEN_PATHS and not self._authorised(scope):
             await _respond(send, 401, self.error_payload(401, "missing or wrong bearer token"),
-                           {"www-authenticate": "Bearer"})
+                           {"www-authenticate": "Bearer", "connection": "close"})
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")  # the HTTP parser vetted its syntax
         if declared.isdigit() and int(declared) > self.max_body_bytes:
