@@ -15,7 +15,7 @@ from rich.table import Table
 
 from netgpt.cli.common import console, file_argument, progress_bar, task_file_errors, tracked
 from netgpt.protocol import AgentRegistry, FaultConfig, Request
-from netgpt.tasks import Task, TaskFileError, check_file, generate, load_tasks
+from netgpt.tasks import Task, check_file, generate, load_tasks
 from netgpt.tasks.families import family as get_family
 
 tasks_app = typer.Typer(help="NetGPT-Bench task files: sample, build, inspect and verify.", no_args_is_help=True)
@@ -75,11 +75,8 @@ def tasks_build(out: Annotated[Path, typer.Option(help="directory for dev/test/o
 @tasks_app.command("stats")
 def tasks_stats(file: Annotated[Path, typer.Argument(callback=file_argument)]) -> None:
     """Counts per family, variant, observability, difficulty and plan length."""
-    try:
+    with task_file_errors():
         tasks = load_tasks(file)
-    except TaskFileError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(1) from None
     table = Table(title=f"{file}: {len(tasks)} tasks")
     for col in ("family", "tasks", "variants", "observability", "difficulty", "calls (mean)", "no-call tasks"):
         table.add_column(col)

@@ -12,6 +12,7 @@ import typer
 
 from netgpt.cli.common import console, load_config, progress_bar, status
 from netgpt.core.model import default_model_dir, ensure_default_model, load_model, model_sha256
+from netgpt.eval.run import Backend
 from netgpt.protocol.registry import AgentRegistry
 from netgpt.rundir import RunMismatchError, TrainingRunRecord, environment_info
 
@@ -39,14 +40,6 @@ def model_fetch() -> None:
 class Teacher(StrEnum):
     ALWAYS = "always"
     ORACLE = "oracle"
-
-
-class RolloutBackend(StrEnum):
-    """Where RL rollouts run (``rollout.backend`` of the RL config)."""
-
-    LOCAL = "local"
-    PROCESSES = "processes"
-    RAY = "ray"
 
 
 def sft_command(
@@ -93,7 +86,7 @@ def train_command(
         help="whose traces the SFT anchor imitates, as the starting model was trained (overrides the config)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (overrides the config)")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 (overrides the config)")] = None,
-    backend: Annotated[RolloutBackend | None, typer.Option(
+    backend: Annotated[Backend | None, typer.Option(
         help="local | processes | ray: where rollouts run (overrides the config)")] = None,
     rollout_workers: Annotated[int | None, typer.Option(min=1, help="rollout workers (overrides the config)")] = (
         None),

@@ -118,7 +118,8 @@ class RayRolloutRunner:
 def build_rollout_runner(config: RLConfig, tokenizer, registry: AgentRegistry, processes: int = 1
                          ) -> RolloutRunner:
     """The runner ``config.rollout.backend`` names, for a learner of ``processes`` data-parallel processes that
-    samples with ``tokenizer`` and ``registry`` (the Ray workers build their own, from the registry's fault config)."""
+    samples with ``tokenizer`` and ``registry`` (rollout workers, processes or Ray, build their own from the
+    registry's fault config)."""
     ensure_backend_fits(config, processes)
     if config.rollout.backend == "local":
         return LocalRolloutRunner(config, tokenizer, registry, config.episode_config)

@@ -50,6 +50,8 @@ from netgpt.tasks.schema import Task
 
 
 class Backend(StrEnum):
+    """Where episodes run: this process, spawned worker processes or Ray actors (evaluations and RL rollouts)."""
+
     LOCAL = "local"
     PROCESSES = "processes"
     RAY = "ray"

@@ -100,8 +100,8 @@ class StepMetrics(BaseModel):
         return self.model_dump(exclude_none=True)
 
     def __getitem__(self, key: str) -> Any:
-        """A logged value by its ``metrics.jsonl`` key, for callers that name metrics as strings (the ``train``
-        command's progress line, plots). A key this step did not log raises ``KeyError``, as the row would."""
+        """A logged value by its ``metrics.jsonl`` key, for callers that name metrics as strings (the tests compare
+        rows so). A key this step did not log raises ``KeyError``, as the row would."""
         return self.row()[key]
 
 

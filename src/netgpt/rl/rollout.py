@@ -56,7 +56,8 @@ class BranchStats(BaseModel):
 
 class EpisodeRunner(Protocol):
     """Runs episodes to completion, like :func:`~netgpt.core.episode.run_episodes`: in this process
-    (:func:`local_runner`) or on Ray workers (:meth:`netgpt.distributed.ray_backend.RayRolloutPool.run`)."""
+    (:func:`local_runner`) or on rollout workers, spawned processes or Ray actors
+    (:mod:`netgpt.distributed.rollout_runners`)."""
 
     def __call__(self, tasks: Sequence[Task], session_prefix: str,
                  forks: Sequence[Fork | None] | None = None) -> list[EpisodeResult]: ...

@@ -3,7 +3,7 @@
 One step, one :class:`~netgpt.rl.batch.RolloutBatch` carried through it::
 
     tasks (training stream, position = step)           ── data
-    → runner.sync(model); collect_rollouts              ── the injected rollout runner (local or Ray), rollout.py
+    → runner.sync(model); collect_rollouts              ── injected runner (local/processes/Ray), rollout.py
                                                            (entropy-guided branching); with dynamic sampling, more
                                                            tasks until enough groups differ
     → reward per episode (netgpt.reward)                ── multi-objective reward
@@ -108,6 +108,7 @@ class RLTrainer:
         self.rollouts_path = self.out / "rollouts.jsonl"
         self.episodes: list[dict] = []  # the last step's rollout records
         self.anchor = self._anchor_traces() if config.sft_coef > 0 else []
+        self._owns_runner = runner is None
         self.runner = runner or build_rollout_runner(config, tokenizer, self.registry, self.parallel.num_processes)
 
     # ------------------------------------------------------------------ data
@@ -386,7 +387,8 @@ class RLTrainer:
                             self.tokenizer, self.config.export_model, self.config.keep_checkpoints)
 
     def close(self) -> None:
-        self.runner.close()
+        if self._owns_runner:
+            self.runner.close()
         if self._owns_registry:
             self.registry.close()
 
