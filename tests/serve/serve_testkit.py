@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from loopback import free_port, uvicorn_thread  # noqa: F401  (re-exported)
+from mcp import Client
 
 from netgpt.core.episode import EpisodeConfig, Policy
+from netgpt.core.policies import OraclePolicy
 from netgpt.protocol import AgentRegistry
 from netgpt.serve import Solver, create_app
+from netgpt.serve.mcp_tool import build_solver_mcp_server
 from netgpt.tasks import Task, load_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,3 +54,13 @@ def serving(policy: Policy, registry: AgentRegistry, *, token: str | None = TOKE
         yield url
 
 
+@asynccontextmanager
+async def oracle_mcp_client(registry: AgentRegistry, **solver_options: Any) -> AsyncIterator[Client]:
+    """An MCP client connected in memory to the solver tool over the oracle policy."""
+    solver = Solver(OraclePolicy(), registry, count_tokens, model_id=MODEL, **solver_options)
+    await solver.start()
+    try:
+        async with Client(build_solver_mcp_server(solver)) as connected:
+            yield connected
+    finally:
+        await solver.stop()

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from mcp import Client
-from serve_testkit import MODEL, TBS_ANSWER, TBS_QUESTION, TOKEN, count_tokens, dev_task, serving
+from serve_testkit import MODEL, TBS_ANSWER, TBS_QUESTION, TOKEN, dev_task, oracle_mcp_client, serving
 from typer.testing import CliRunner
 
 from netgpt.cli import app as netgpt_app
@@ -19,8 +19,7 @@ from netgpt.core.policies import OraclePolicy
 from netgpt.protocol import AgentRegistry
 from netgpt.protocol.config import builtin_faults
 from netgpt.protocol.faults import MAX_INJECTED_FAULTS
-from netgpt.serve import Solver
-from netgpt.serve.mcp_tool import TOOL_NAME, build_solver_mcp_server
+from netgpt.serve.mcp_tool import TOOL_NAME
 from netgpt.serve.schema import MAX_BUDGET, MAX_QUESTION_CHARS, UNSUPPORTED_FIELDS
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -147,13 +146,8 @@ def test_requests_past_the_pending_cap_are_429(slow_registry: AgentRegistry) -> 
 
 @pytest.fixture
 async def mcp_client(registry: AgentRegistry) -> AsyncIterator[Client]:
-    solver = Solver(OraclePolicy(), registry, count_tokens, model_id=MODEL, max_prompt_tokens=600)
-    await solver.start()
-    try:
-        async with Client(build_solver_mcp_server(solver)) as connected:
-            yield connected
-    finally:
-        await solver.stop()
+    async with oracle_mcp_client(registry, max_prompt_tokens=600) as connected:
+        yield connected
 
 
 @pytest.mark.anyio

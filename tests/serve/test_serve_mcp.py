@@ -9,13 +9,20 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from serve_testkit import MODEL, PATHLOSS_QUESTION, TBS_ANSWER, TBS_QUESTION, TOKEN, count_tokens, dev_task, serving
+from serve_testkit import (
+    PATHLOSS_QUESTION,
+    TBS_ANSWER,
+    TBS_QUESTION,
+    TOKEN,
+    dev_task,
+    oracle_mcp_client,
+    serving,
+)
 
 from netgpt import radio
 from netgpt.core.policies import OraclePolicy
 from netgpt.protocol import AgentRegistry
-from netgpt.serve import Solver
-from netgpt.serve.mcp_tool import TOOL_NAME, build_solver_mcp_server
+from netgpt.serve.mcp_tool import TOOL_NAME
 from netgpt.tasks import score_answer
 
 pytestmark = pytest.mark.anyio
@@ -23,13 +30,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def client(registry: AgentRegistry) -> AsyncIterator[Client]:
-    solver = Solver(OraclePolicy(), registry, count_tokens, model_id=MODEL)
-    await solver.start()
-    try:
-        async with Client(build_solver_mcp_server(solver)) as connected:
-            yield connected
-    finally:
-        await solver.stop()
+    async with oracle_mcp_client(registry) as connected:
+        yield connected
 
 
 async def test_one_tool_with_schemas(client: Client) -> None:

@@ -50,7 +50,7 @@ def not_an_agent_answer(status: int) -> bool:
     if status == 200:
         return False
     code = status_error(status)
-    return code == ErrorCode.UNAVAILABLE or (code == ErrorCode.INTERNAL and status >= 500)
+    return code in (ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL)  # INTERNAL is only ever a 5xx
 
 
 def _detail(response: httpx.Response) -> str:

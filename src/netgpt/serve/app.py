@@ -205,7 +205,7 @@ def create_app(solver: Solver, *, token: str | None = None, max_body_bytes: int 
             yield _sse(chunk(Delta(role="assistant", content="")))
             try:
                 solved = await solver.submit(task, config, recognised)
-            except (EpisodeTimeout, Overloaded, RuntimeError) as exc:  # the 200 is sent: the error is an event
+            except (EpisodeTimeout, RuntimeError) as exc:  # Overloaded too; the 200 is sent: the error is an event
                 status, code = (504, "episode_timeout") if isinstance(exc, EpisodeTimeout) else \
                     (429, "overloaded") if isinstance(exc, Overloaded) else (500, "internal_error")
                 message = "internal error of the NetGPT server" if status == 500 else str(exc)
